@@ -1,0 +1,51 @@
+//! Errors that cross the ports.
+//!
+//! Policy: each adapter maps its own library's errors (io, sqlx, S3) into
+//! these at its edge, with a message that names what and where; nothing above
+//! an adapter matches on a library error. Messages never contain secrets
+//! (passwords, keys, credentials in URLs). The HTTP front alone turns these
+//! into status codes.
+
+/// A backup store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("backup {0} not found")]
+    NotFound(String),
+    #[error("backup {0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}: permission denied")]
+    PermissionDenied(String),
+    #[error("{0}: no space left on the device")]
+    Full(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error("database not found at {0}")]
+    Missing(String),
+    #[error("{0} is not a SQLite database")]
+    NotSqlite(String),
+    #[error("database {path} is damaged: {detail}")]
+    Corrupt { path: String, detail: String },
+    #[error("stored backup schedule is invalid: {0}")]
+    BadSchedule(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A cryptographic operation failed. Never carries key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    #[error("value does not decrypt with this instance's key")]
+    WrongKey,
+    #[error("value is not in the encrypted format")]
+    Malformed,
+}

@@ -1,0 +1,23 @@
+//! The pure core of framerr-backup: Framerr's backup names, manifest,
+//! retention and schedule policy, the ports the use cases talk through, and
+//! the use cases themselves.
+//!
+//! **Architecture invariant:** this crate does no IO. It has no async
+//! runtime, no database driver, no object store client, and never reads
+//! the file system or the system clock; `tests/architecture.rs` checks it.
+
+pub mod error;
+pub mod kind;
+pub mod manifest;
+pub mod name;
+pub mod ports;
+pub mod retention;
+pub mod schedule;
+pub mod timefmt;
+
+pub use error::{CryptoError, DbError, StoreError};
+pub use kind::BackupKind;
+pub use manifest::{Assets, Encryption, EntryDigest, Manifest, ManifestError};
+pub use name::{BackupFormat, BackupName, NameError};
+pub use retention::MaxBackups;
+pub use schedule::{Frequency, Schedule, ScheduleErrors, Zone};
