@@ -49,3 +49,17 @@ pub enum CryptoError {
     #[error("value is not in the encrypted format")]
     Malformed,
 }
+
+/// Writing or reading a backup archive failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// A file that goes into the backup could not be read.
+    #[error("cannot read {path}: {detail}")]
+    Source { path: String, detail: String },
+    /// The backup could not be written where it was going.
+    #[error("cannot write the backup: {0}")]
+    Output(String),
+    #[error("{0}")]
+    Other(String),
+}

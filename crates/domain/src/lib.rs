@@ -6,16 +6,24 @@
 //! runtime, no database driver, no object store client, and never reads
 //! the file system or the system clock; `tests/architecture.rs` checks it.
 
+pub mod busy;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod create;
+pub mod credentials;
 pub mod error;
 pub mod kind;
 pub mod manifest;
+pub mod memory;
 pub mod name;
 pub mod ports;
 pub mod retention;
 pub mod schedule;
 pub mod timefmt;
 
-pub use error::{CryptoError, DbError, StoreError};
+pub use busy::{BusyFlag, BusyGuard};
+pub use create::{CreateError, Created, Creator, RetentionOutcome};
+pub use error::{ArchiveError, CryptoError, DbError, StoreError};
 pub use kind::BackupKind;
 pub use manifest::{Assets, Encryption, EntryDigest, Manifest, ManifestError};
 pub use name::{BackupFormat, BackupName, NameError};

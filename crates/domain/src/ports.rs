@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use futures_io::{AsyncRead, AsyncWrite};
 use time::OffsetDateTime;
 
-use crate::error::{CryptoError, DbError, StoreError};
+use crate::error::{ArchiveError, CryptoError, DbError, StoreError};
 use crate::kind::BackupKind;
+use crate::manifest::{Assets, Manifest};
 use crate::name::BackupName;
 use crate::schedule::Schedule;
 
@@ -105,6 +106,30 @@ pub trait Database: Send + Sync {
     /// The stored `backupSchedule`, or `None` when no schedule was ever saved.
     async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
     async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError>;
+}
+
+/// Writes backup archives: the database snapshot and the asset folders the
+/// archiver was configured with, in Framerr's ZIP layout.
+///
+/// Guarantees: the output is written front to back in one pass (it may be a
+/// pipe or an upload) with memory independent of the data's size; the
+/// manifest is the last entry and lists every other entry's size and
+/// SHA-256.
+#[async_trait]
+pub trait Archiver: Send + Sync {
+    /// Which asset folders exist now.
+    async fn assets(&self) -> Assets;
+
+    /// Writes the archive and returns the manifest it wrote. `progress`
+    /// receives the percentage of input bytes done, rising, at most once per
+    /// percent.
+    async fn write(
+        &self,
+        snapshot: &dyn Snapshot,
+        manifest: Manifest,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<Manifest, ArchiveError>;
 }
 
 /// Framerr's field-level encryption of integration credentials (spec

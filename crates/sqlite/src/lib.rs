@@ -1,1 +1,186 @@
-//! Filled by a later issue.
+//! The `Database` port on SQLite through sqlx.
+//!
+//! Snapshots use `VACUUM INTO`, which copies the database inside one read
+//! transaction: the copy holds one instant's state, writers in WAL mode keep
+//! writing meanwhile, and the live file is never copied raw (Framerr copies
+//! it after a checkpoint, racing its own writers). Credentials are then
+//! made portable in the copy only.
+//!
+//! Error policy: sqlx and io errors are mapped to [`DbError`] here, with the
+//! database path in the message; nothing above this crate sees sqlx.
+
+mod snapshot;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
+
+use backup_domain::ports::{Database, FieldCipher, Snapshot};
+use backup_domain::{DbError, Schedule};
+
+pub use snapshot::{SNAPSHOT_PREFIX, SqliteSnapshot, clean_stale_snapshots};
+
+/// The `system_config` key of the schedule.
+pub const SCHEDULE_KEY: &str = "backupSchedule";
+
+/// The live Framerr database at `path`.
+#[derive(Clone)]
+pub struct SqliteDatabase {
+    path: PathBuf,
+    work_dir: PathBuf,
+    cipher: Option<Arc<dyn FieldCipher>>,
+}
+
+impl std::fmt::Debug for SqliteDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDatabase")
+            .field("path", &self.path)
+            .field("work_dir", &self.work_dir)
+            .field("cipher", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+impl SqliteDatabase {
+    /// `work_dir` receives the temporary snapshot files; put it on a disk
+    /// with room for a copy of the database. `cipher` is the instance key's
+    /// field cipher, when `SECRET_ENCRYPTION_KEY` is set.
+    pub fn new(path: impl Into<PathBuf>, work_dir: impl Into<PathBuf>, cipher: Option<Arc<dyn FieldCipher>>) -> Self {
+        SqliteDatabase { path: path.into(), work_dir: work_dir.into(), cipher }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the live database for reading and writing, never creating it.
+    pub(crate) async fn connect(&self) -> Result<SqliteConnection, DbError> {
+        check_is_sqlite(&self.path).await?;
+        connect(&self.path, false).await
+    }
+}
+
+pub(crate) fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Fails unless `path` exists and starts with SQLite's header.
+pub async fn check_is_sqlite(path: &Path) -> Result<(), DbError> {
+    use tokio::io::AsyncReadExt;
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DbError::Missing(display(path))),
+        Err(e) => return Err(DbError::Other(format!("cannot open {}: {e}", display(path)))),
+    };
+    let mut header = [0u8; 16];
+    match file.read_exact(&mut header).await {
+        Ok(_) if &header == b"SQLite format 3\0" => Ok(()),
+        _ => Err(DbError::NotSqlite(display(path))),
+    }
+}
+
+pub(crate) async fn connect(path: &Path, read_only: bool) -> Result<SqliteConnection, DbError> {
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(|e| DbError::Other(e.to_string()))?
+        .filename(path)
+        .create_if_missing(false)
+        .read_only(read_only)
+        // Framerr's server may hold a write lock for a moment.
+        .busy_timeout(Duration::from_secs(30));
+    SqliteConnection::connect_with(&options).await.map_err(|e| map_err(path, e))
+}
+
+pub(crate) fn map_err(path: &Path, e: sqlx::Error) -> DbError {
+    let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+    match code.as_deref() {
+        Some("26") => DbError::NotSqlite(display(path)),
+        Some("11") => DbError::Corrupt { path: display(path), detail: e.to_string() },
+        Some("14") => DbError::Missing(display(path)),
+        _ => DbError::Other(format!("{}: {e}", display(path))),
+    }
+}
+
+/// Whether a table exists (Framerr's schema grows over versions).
+pub(crate) async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+        .bind(table)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.get::<i64, _>(0) > 0)
+}
+
+/// Quotes an SQL identifier.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `PRAGMA integrity_check` of the database at `path`, opened read-only.
+pub async fn integrity_check(path: &Path) -> Result<(), DbError> {
+    check_is_sqlite(path).await?;
+    let mut conn = connect(path, true).await?;
+    let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&mut conn).await.map_err(|e| map_err(path, e))?;
+    let messages: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    let _ = conn.close().await;
+    if messages == ["ok"] { Ok(()) } else { Err(DbError::Corrupt { path: display(path), detail: messages.join("; ") }) }
+}
+
+/// `PRAGMA user_version` of the database at `path`, opened read-only.
+pub async fn user_version(path: &Path) -> Result<i64, DbError> {
+    check_is_sqlite(path).await?;
+    let mut conn = connect(path, true).await?;
+    let version = sqlx::query("PRAGMA user_version").fetch_one(&mut conn).await.map_err(|e| map_err(path, e))?.get(0);
+    let _ = conn.close().await;
+    Ok(version)
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(snapshot::take(self).await?))
+    }
+
+    async fn schedule(&self) -> Result<Option<Schedule>, DbError> {
+        let mut conn = self.connect().await?;
+        let path = &self.path;
+        if !table_exists(&mut conn, "system_config").await.map_err(|e| map_err(path, e))? {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT value FROM system_config WHERE key = ?")
+            .bind(SCHEDULE_KEY)
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| map_err(path, e))?;
+        let _ = conn.close().await;
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.try_get(0).map_err(|e| map_err(path, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| DbError::BadSchedule(format!("not JSON: {e}")))?;
+        Schedule::from_stored(&value).map(Some).map_err(|e| DbError::BadSchedule(e.to_string()))
+    }
+
+    async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError> {
+        let mut conn = self.connect().await?;
+        let path = &self.path;
+        let value = serde_json::to_string(schedule).map_err(|e| DbError::Other(e.to_string()))?;
+        sqlx::query(AssertSqlSafe(
+            "INSERT INTO system_config (key, value, updated_at) VALUES (?, ?, strftime('%s', 'now')) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+                .to_owned(),
+        ))
+        .bind(SCHEDULE_KEY)
+        .bind(value)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| map_err(path, e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+}
+
+/// Journal mode for databases this crate writes from scratch.
+pub(crate) const SNAPSHOT_JOURNAL: SqliteJournalMode = SqliteJournalMode::Delete;

@@ -1,1 +1,250 @@
-//! Filled by a later issue.
+//! The `BackupStore` port on a local folder (Framerr's backups folder).
+//!
+//! A backup is written to a hidden temporary file in the same folder,
+//! fsynced, then linked to its final name (which fails if the name exists,
+//! so nothing is ever clobbered), and the folder is fsynced. A crash at any
+//! instant leaves either no backup or a complete one under the final name;
+//! its temporary leftovers are removed by [`FsStore::prepare`] and never
+//! listed.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures_io::AsyncWrite;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+
+use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
+use backup_domain::{BackupName, StoreError};
+
+/// Temporary uploads start with this; a crash's leftovers are removed at
+/// start.
+pub const UPLOAD_PREFIX: &str = ".framerr-upload-";
+const BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    dir: PathBuf,
+}
+
+impl FsStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FsStore { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where a backup of this name lives (whether or not it exists).
+    pub fn path_of(&self, name: &BackupName) -> PathBuf {
+        self.dir.join(name.to_string())
+    }
+
+    /// Creates the folder if needed and removes temporary files that an
+    /// interrupted upload left behind. Call once at start.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        while let Some(entry) = entries.next_entry().await.map_err(|e| map_io(&self.dir, e))? {
+            if entry.file_name().to_string_lossy().starts_with(UPLOAD_PREFIX) {
+                tracing::info!(path = %entry.path().display(), "removing an upload left by an interrupted backup");
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps an io error to the store's vocabulary, naming the path.
+pub fn map_io(path: &Path, e: io::Error) -> StoreError {
+    let place = path.display().to_string();
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound(place),
+        io::ErrorKind::AlreadyExists => StoreError::AlreadyExists(place),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => StoreError::PermissionDenied(place),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full(place),
+        _ => StoreError::Other(format!("{place}: {e}")),
+    }
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[async_trait]
+impl BackupStore for FsStore {
+    fn describe(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(map_io(&self.dir, e)),
+        };
+        let mut found = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(|e| map_io(&self.dir, e))? {
+            let Some(name) = entry.file_name().to_str().and_then(|n| BackupName::parse(n).ok()) else {
+                continue;
+            };
+            // Regular files only: a symlink or folder with a backup's name is
+            // not a backup this store made.
+            match tokio::fs::symlink_metadata(entry.path()).await {
+                Ok(meta) if meta.file_type().is_file() => found.push(StoredBackup { name, size: meta.len() }),
+                _ => {}
+            }
+        }
+        Ok(found)
+    }
+
+    async fn create(&self, name: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        let temp = self.dir.join(format!("{UPLOAD_PREFIX}{}-{}.partial", name.stem(), unique()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+            .map_err(|e| map_io(&temp, e))?;
+        Ok(Box::new(FsUpload {
+            writer: Some(BufWriter::with_capacity(BUFFER, file).compat_write()),
+            temp,
+            dest: self.path_of(name),
+            name: name.clone(),
+            dir: self.dir.clone(),
+        }))
+    }
+
+    async fn open(&self, name: &BackupName) -> Result<Download, StoreError> {
+        let path = self.path_of(name);
+        let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
+            _ => map_io(&path, e),
+        })?;
+        let meta = file.metadata().await.map_err(|e| map_io(&path, e))?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        let reader = tokio::io::BufReader::with_capacity(BUFFER, file).compat();
+        Ok(Download { size: meta.len(), reader: Box::new(reader) })
+    }
+
+    async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
+        let path = self.path_of(name);
+        match tokio::fs::symlink_metadata(&path).await {
+            Ok(meta) if meta.file_type().is_file() => {}
+            Ok(_) => return Err(StoreError::NotFound(name.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(name.to_string())),
+            Err(e) => return Err(map_io(&path, e)),
+        }
+        tokio::fs::remove_file(&path).await.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
+            _ => map_io(&path, e),
+        })?;
+        sync_dir(&self.dir).await;
+        Ok(())
+    }
+}
+
+struct FsUpload {
+    writer: Option<Compat<BufWriter<tokio::fs::File>>>,
+    temp: PathBuf,
+    dest: PathBuf,
+    name: BackupName,
+    dir: PathBuf,
+}
+
+impl FsUpload {
+    fn with_path(&self, e: io::Error) -> io::Error {
+        let full = matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded);
+        let what = if full { "no space left on the device".to_owned() } else { e.to_string() };
+        io::Error::new(e.kind(), format!("{}: {what}", self.temp.display()))
+    }
+
+    fn writer(&mut self) -> io::Result<Pin<&mut Compat<BufWriter<tokio::fs::File>>>> {
+        self.writer.as_mut().map(Pin::new).ok_or_else(|| io::Error::other("upload already finished"))
+    }
+
+    async fn finish(&mut self) -> Result<(), StoreError> {
+        let mut file =
+            self.writer.take().ok_or_else(|| StoreError::Other("upload already finished".into()))?.into_inner();
+        file.flush().await.map_err(|e| map_io(&self.temp, e))?;
+        let file = file.into_inner();
+        file.sync_all().await.map_err(|e| map_io(&self.temp, e))?;
+        drop(file);
+        // A hard link never replaces an existing file: no clobbering, even
+        // against another process. Fall back to a checked rename on file
+        // systems without hard links.
+        match tokio::fs::hard_link(&self.temp, &self.dest).await {
+            Ok(()) => {
+                tokio::fs::remove_file(&self.temp).await.map_err(|e| map_io(&self.temp, e))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::AlreadyExists(self.name.to_string()));
+            }
+            Err(_) => {
+                if tokio::fs::symlink_metadata(&self.dest).await.is_ok() {
+                    return Err(StoreError::AlreadyExists(self.name.to_string()));
+                }
+                tokio::fs::rename(&self.temp, &self.dest).await.map_err(|e| map_io(&self.dest, e))?;
+            }
+        }
+        sync_dir(&self.dir).await;
+        Ok(())
+    }
+}
+
+/// Makes a rename or unlink in `dir` durable. Best effort: some file
+/// systems cannot fsync a folder, and the data itself is already synced.
+async fn sync_dir(dir: &Path) {
+    if let Ok(d) = tokio::fs::File::open(dir).await {
+        let _ = d.sync_all().await;
+    }
+}
+
+impl Drop for FsUpload {
+    fn drop(&mut self) {
+        // Committed or not, the temporary name must not survive us.
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+impl AsyncWrite for FsUpload {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let poll = self.writer()?.poll_write(cx, buf);
+        poll.map_err(|e| self.with_path(e))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = self.writer()?.poll_flush(cx);
+        poll.map_err(|e| self.with_path(e))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Closing is committing's job; here we only flush.
+        let poll = self.writer()?.poll_flush(cx);
+        poll.map_err(|e| self.with_path(e))
+    }
+}
+
+#[async_trait]
+impl Upload for FsUpload {
+    async fn commit(mut self: Box<Self>) -> Result<StoredBackup, StoreError> {
+        self.finish().await?;
+        let size = tokio::fs::metadata(&self.dest).await.map_err(|e| map_io(&self.dest, e))?.len();
+        Ok(StoredBackup { name: self.name.clone(), size })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        // Drop removes the temporary file.
+        Ok(())
+    }
+}

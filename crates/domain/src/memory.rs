@@ -1,0 +1,107 @@
+//! An in-memory [`BackupStore`], for use-case tests and as the reference
+//! the conformance suite is checked against.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::error::StoreError;
+use crate::name::BackupName;
+use crate::ports::{BackupStore, Download, StoredBackup, Upload};
+
+type Objects = Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    objects: Objects,
+}
+
+fn lock(objects: &Objects) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
+    objects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[async_trait]
+impl BackupStore for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
+        Ok(lock(&self.objects)
+            .iter()
+            .filter_map(|(k, v)| BackupName::parse(k).ok().map(|name| StoredBackup { name, size: v.len() as u64 }))
+            .collect())
+    }
+
+    async fn create(&self, name: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
+        Ok(Box::new(MemoryUpload { objects: Arc::clone(&self.objects), name: name.clone(), data: Vec::new() }))
+    }
+
+    async fn open(&self, name: &BackupName) -> Result<Download, StoreError> {
+        let data = lock(&self.objects).get(&name.to_string()).cloned();
+        let data = data.ok_or_else(|| StoreError::NotFound(name.to_string()))?;
+        Ok(Download { size: data.len() as u64, reader: Box::new(SharedReader { data, pos: 0 }) })
+    }
+
+    async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
+        lock(&self.objects).remove(&name.to_string()).map(|_| ()).ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+}
+
+#[derive(Debug)]
+struct MemoryUpload {
+    objects: Objects,
+    name: BackupName,
+    data: Vec<u8>,
+}
+
+impl AsyncWrite for MemoryUpload {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.data.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[async_trait]
+impl Upload for MemoryUpload {
+    async fn commit(self: Box<Self>) -> Result<StoredBackup, StoreError> {
+        let key = self.name.to_string();
+        let mut objects = lock(&self.objects);
+        if objects.contains_key(&key) {
+            return Err(StoreError::AlreadyExists(key));
+        }
+        let size = self.data.len() as u64;
+        objects.insert(key, Arc::new(self.data));
+        Ok(StoredBackup { name: self.name, size })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+struct SharedReader {
+    data: Arc<Vec<u8>>,
+    pos: usize,
+}
+
+impl AsyncRead for SharedReader {
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let rest = &self.data[self.pos.min(self.data.len())..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Poll::Ready(Ok(n))
+    }
+}
