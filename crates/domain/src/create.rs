@@ -171,3 +171,214 @@ impl Creator {
         self.progress.report(ProgressEvent::Progress { id: id.to_owned(), step: step.to_owned(), percent });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use futures::io::AsyncWriteExt;
+    use futures_io::AsyncRead;
+    use mockall::mock;
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::manifest::Assets;
+    use crate::memory::MemoryStore;
+    use crate::ports::Snapshot;
+    use crate::schedule::Schedule;
+
+    mock! {
+        Db {}
+        #[async_trait]
+        impl Database for Db {
+            async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError>;
+            async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
+            async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError>;
+        }
+    }
+
+    struct FakeSnapshot;
+
+    #[async_trait]
+    impl Snapshot for FakeSnapshot {
+        fn user_version(&self) -> i64 {
+            48
+        }
+        fn size(&self) -> u64 {
+            3
+        }
+        async fn open(&self) -> Result<Box<dyn AsyncRead + Send + Unpin>, DbError> {
+            Ok(Box::new(futures::io::Cursor::new(b"abc".to_vec())))
+        }
+    }
+
+    /// Writes a fixed body, or fails half way through.
+    struct FakeArchiver {
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl Archiver for FakeArchiver {
+        async fn assets(&self) -> Assets {
+            Assets { profile_pictures: true, custom_icons: false, favicon: false }
+        }
+        async fn write(
+            &self,
+            _snapshot: &dyn Snapshot,
+            manifest: Manifest,
+            out: &mut (dyn AsyncWrite + Send + Unpin),
+            progress: &(dyn Fn(u8) + Send + Sync),
+        ) -> Result<Manifest, ArchiveError> {
+            out.write_all(b"PK\x03\x04 half").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
+            progress(50);
+            if self.fail {
+                return Err(ArchiveError::Source { path: "upload/custom-icons/x.png".into(), detail: "denied".into() });
+            }
+            out.write_all(b" and the rest").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
+            progress(100);
+            Ok(manifest)
+        }
+    }
+
+    struct FixedClock(OffsetDateTime);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> OffsetDateTime {
+            self.0
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<ProgressEvent>>);
+
+    impl Progress for Recorder {
+        fn report(&self, event: ProgressEvent) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    const NOW: OffsetDateTime = datetime!(2026-11-26 03:00:00.250 UTC);
+
+    fn creator(db: MockDb, store: &MemoryStore, fail: bool) -> (Creator, Arc<Recorder>) {
+        let recorder = Arc::new(Recorder::default());
+        let creator = Creator {
+            db: Arc::new(db),
+            store: Arc::new(store.clone()),
+            archiver: Arc::new(FakeArchiver { fail }),
+            clock: Arc::new(FixedClock(NOW)),
+            progress: recorder.clone(),
+            busy: BusyFlag::default(),
+        };
+        (creator, recorder)
+    }
+
+    async fn seed(store: &MemoryStore, names: &[&str]) {
+        for n in names {
+            let mut up = store.create(&BackupName::parse(n).unwrap()).await.unwrap();
+            up.write_all(b"old").await.unwrap();
+            up.commit().await.unwrap();
+        }
+    }
+
+    async fn names(store: &MemoryStore) -> Vec<String> {
+        let mut n: Vec<String> = store.list().await.unwrap().iter().map(|b| b.name.to_string()).collect();
+        n.sort();
+        n
+    }
+
+    fn schedule_keeping(max: u64) -> Schedule {
+        Schedule { enabled: true, max_backups: crate::MaxBackups::new(max).unwrap(), ..Schedule::default() }
+    }
+
+    #[test]
+    fn success_stores_the_backup_then_applies_retention() {
+        futures::executor::block_on(async {
+            let store = MemoryStore::default();
+            seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-safety-2025-01-01T00-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().times(1).returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().times(1).returning(|| Ok(Some(schedule_keeping(1))));
+            let (creator, recorder) = creator(db, &store, false);
+            let created = creator.create(BackupKind::Manual).await.unwrap();
+            assert_eq!(created.stored.name.to_string(), "framerr-manual-2026-11-26T03-00-00.zip");
+            assert_eq!(created.stored.size, 22);
+            assert_eq!(created.manifest.user_version, Some(48));
+            assert!(created.manifest.assets.profile_pictures);
+            assert_eq!(created.retention.deleted.len(), 1);
+            assert_eq!(
+                names(&store).await,
+                ["framerr-manual-2026-11-26T03-00-00.zip", "framerr-safety-2025-01-01T00-00-00.zip"]
+            );
+            let events = recorder.0.lock().unwrap();
+            assert!(matches!(events.first(), Some(ProgressEvent::Started { kind: BackupKind::Manual, .. })));
+            assert!(matches!(events.last(), Some(ProgressEvent::Complete { size: 22, .. })));
+            let percents: Vec<u8> = events
+                .iter()
+                .filter_map(|e| if let ProgressEvent::Progress { percent, .. } = e { Some(*percent) } else { None })
+                .collect();
+            assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
+        });
+    }
+
+    #[test]
+    fn no_saved_schedule_means_no_retention() {
+        futures::executor::block_on(async {
+            let store = MemoryStore::default();
+            seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().times(1).returning(|| Ok(None));
+            let (creator, _) = creator(db, &store, false);
+            creator.create(BackupKind::Scheduled).await.unwrap();
+            assert_eq!(names(&store).await.len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_failed_backup_leaves_nothing_and_deletes_nothing() {
+        futures::executor::block_on(async {
+            let store = MemoryStore::default();
+            seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().times(0);
+            let (creator, recorder) = creator(db, &store, true);
+            let err = creator.create(BackupKind::Scheduled).await.unwrap_err();
+            assert!(err.to_string().contains("x.png"), "{err}");
+            assert_eq!(names(&store).await.len(), 2);
+            assert!(matches!(recorder.0.lock().unwrap().last(), Some(ProgressEvent::Error { .. })));
+            assert!(!creator.busy.is_busy(), "the busy flag must be lowered after a failure");
+        });
+    }
+
+    #[test]
+    fn one_at_a_time() {
+        futures::executor::block_on(async {
+            let store = MemoryStore::default();
+            let mut db = MockDb::new();
+            db.expect_snapshot().times(0);
+            let (creator, _) = creator(db, &store, false);
+            let _held = creator.busy.try_acquire().unwrap();
+            assert!(matches!(creator.create(BackupKind::Manual).await, Err(CreateError::InProgress)));
+            let mut sink = Vec::new();
+            let mut out = futures::io::Cursor::new(&mut sink);
+            assert!(matches!(creator.create_to(BackupKind::Manual, &mut out).await, Err(CreateError::InProgress)));
+        });
+    }
+
+    #[test]
+    fn safety_backups_do_not_trigger_retention_and_same_second_names_differ() {
+        futures::executor::block_on(async {
+            let store = MemoryStore::default();
+            seed(&store, &["framerr-safety-2026-11-26T03-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().times(0);
+            let (creator, _) = creator(db, &store, false);
+            let created = creator.create(BackupKind::Safety).await.unwrap();
+            assert_eq!(created.stored.name.to_string(), "framerr-safety-2026-11-26T03-00-00-2.zip");
+        });
+    }
+}

@@ -11,6 +11,7 @@ pub mod busy;
 pub mod conformance;
 pub mod create;
 pub mod credentials;
+pub mod detect;
 pub mod error;
 pub mod kind;
 pub mod manifest;

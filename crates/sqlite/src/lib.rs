@@ -23,7 +23,7 @@ use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 use backup_domain::ports::{Database, FieldCipher, Snapshot};
 use backup_domain::{DbError, Schedule};
 
-pub use snapshot::{SNAPSHOT_PREFIX, SqliteSnapshot, clean_stale_snapshots};
+pub use snapshot::{SNAPSHOT_PREFIX, SqliteSnapshot};
 
 /// The `system_config` key of the schedule.
 pub const SCHEDULE_KEY: &str = "backupSchedule";

@@ -13,6 +13,8 @@ use backup_domain::DbError;
 use backup_domain::credentials::{ENCRYPTED_COLUMNS, looks_encrypted};
 use backup_domain::ports::{FieldCipher, Snapshot};
 
+use backup_store_fs::temporary_name;
+
 use crate::{SNAPSHOT_JOURNAL, SqliteDatabase, display, ident, map_err, table_exists};
 
 /// Temporary snapshot files start with this, so they are never taken for
@@ -35,7 +37,13 @@ impl SqliteSnapshot {
 
 impl Drop for SqliteSnapshot {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // SQLite's side files too: a failed VACUUM INTO (a full disk)
+        // leaves its rollback journal beside the target.
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -57,23 +65,12 @@ impl Snapshot for SqliteSnapshot {
     }
 }
 
-/// Removes snapshot files a crash left in `dir`.
-pub fn clean_stale_snapshots(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(SNAPSHOT_PREFIX) {
-            tracing::info!(path = %entry.path().display(), "removing a snapshot left by an interrupted backup");
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 pub(crate) async fn take(db: &SqliteDatabase) -> Result<SqliteSnapshot, DbError> {
     let mut live = db.connect().await?;
     tokio::fs::create_dir_all(&db.work_dir)
         .await
         .map_err(|e| DbError::Other(format!("cannot create {}: {e}", display(&db.work_dir))))?;
-    let path = db.work_dir.join(format!("{SNAPSHOT_PREFIX}{}-{}.db", std::process::id(), unique()));
+    let path = db.work_dir.join(temporary_name(SNAPSHOT_PREFIX, "framerr.db"));
     // From here on the guard deletes the file whatever happens.
     let mut snapshot = SqliteSnapshot { path, size: 0, user_version: 0 };
     let target = snapshot.path.to_str().ok_or_else(|| DbError::Other("work folder path is not UTF-8".into()))?;
@@ -148,11 +145,4 @@ async fn make_portable(conn: &mut SqliteConnection, cipher: &dyn FieldCipher) ->
         }
     }
     tx.commit().await
-}
-
-fn unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{nanos:x}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }

@@ -48,14 +48,48 @@ impl FsStore {
     /// interrupted upload left behind. Call once at start.
     pub async fn prepare(&self) -> Result<(), StoreError> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
-        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
-        while let Some(entry) = entries.next_entry().await.map_err(|e| map_io(&self.dir, e))? {
-            if entry.file_name().to_string_lossy().starts_with(UPLOAD_PREFIX) {
-                tracing::info!(path = %entry.path().display(), "removing an upload left by an interrupted backup");
-                let _ = tokio::fs::remove_file(entry.path()).await;
-            }
-        }
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &[UPLOAD_PREFIX]))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// A name for a temporary file: `{prefix}{pid}-{unique}-{label}`. The
+/// process id lets [`remove_stale_temporaries`] tell a crash's leftovers
+/// from the work of a process that is still running (a server and a CLI may
+/// share a folder).
+pub fn temporary_name(prefix: &str, label: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}-{nanos:x}{count:x}-{label}", std::process::id())
+}
+
+/// Removes files in `dir` named by [`temporary_name`] with one of
+/// `prefixes` whose process is gone. Without `/proc`, a file counts as
+/// stale after a day.
+pub fn remove_stale_temporaries(dir: &Path, prefixes: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p)) else { continue };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = match pid {
+            Some(pid) if Path::new("/proc/self").exists() => {
+                pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+            }
+            _ => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 86_400)),
+        };
+        if !alive {
+            tracing::info!(path = %entry.path().display(), "removing a temporary file left by an interrupted backup");
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -69,13 +103,6 @@ pub fn map_io(path: &Path, e: io::Error) -> StoreError {
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full(place),
         _ => StoreError::Other(format!("{place}: {e}")),
     }
-}
-
-fn unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    format!("{}-{nanos:x}-{:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 #[async_trait]
@@ -107,7 +134,7 @@ impl BackupStore for FsStore {
 
     async fn create(&self, name: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
-        let temp = self.dir.join(format!("{UPLOAD_PREFIX}{}-{}.partial", name.stem(), unique()));
+        let temp = self.dir.join(temporary_name(UPLOAD_PREFIX, &format!("{}.partial", name.stem())));
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

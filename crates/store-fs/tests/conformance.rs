@@ -21,8 +21,12 @@ async fn passes_the_conformance_suite() {
 async fn lists_only_backup_files_and_cleans_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
-    let stale = dir.path().join(format!("{UPLOAD_PREFIX}framerr-manual-x-1.partial"));
+    // A leftover of a process that is gone (pid 0 never names a process),
+    // and the temporary of one that is running (this one).
+    let stale = dir.path().join(format!("{UPLOAD_PREFIX}0-1-framerr-manual-x.partial"));
     std::fs::write(&stale, b"half a backup").unwrap();
+    let live = dir.path().join(backup_store_fs::temporary_name(UPLOAD_PREFIX, "framerr-manual-y.partial"));
+    std::fs::write(&live, b"being written").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     std::fs::write(dir.path().join("framerr-manual-2026-11-26T03-00-00.zip"), b"zip").unwrap();
     std::fs::create_dir(dir.path().join("framerr-manual-2026-11-27T03-00-00.zip")).unwrap();
@@ -31,6 +35,7 @@ async fn lists_only_backup_files_and_cleans_leftovers() {
     assert_eq!(listed, ["framerr-manual-2026-11-26T03-00-00.zip"]);
     store.prepare().await.unwrap();
     assert!(!stale.exists());
+    assert!(live.exists(), "a running process's upload was removed");
     assert!(dir.path().join("notes.txt").exists());
 }
 

@@ -1,0 +1,101 @@
+//! The command line, as parsed; nothing here reads the environment or the
+//! disk beyond what clap does. `settings` turns it into resolved settings.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "framerr-backup", version, about = "Back up and restore a Framerr dashboard", max_term_width = 100)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where things are. Framerr's environment variables are read too; flags
+/// win over them.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Global {
+    /// Framerr's data folder [env: DATA_DIR; default: data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The database [env: FRAMERR_DB_PATH; default: DATA_DIR/framerr.db]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) db: Option<PathBuf>,
+    /// The backups folder [env: FRAMERR_BACKUPS_DIR; default: /config/backups
+    /// in Docker, else DATA_DIR/backups]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) backups_dir: Option<PathBuf>,
+    /// The Docker config folder; its layout is used when it exists
+    /// [env: FRAMERR_CONFIG_DIR; default: /config]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) config_dir: Option<PathBuf>,
+    /// Compression threads [default: all cores]
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+    /// More log output (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Make a backup in the backups folder, or stream one elsewhere
+    Create(CreateArgs),
+    /// List the backups in the backups folder, newest first
+    List(ListArgs),
+    /// Delete a backup from the backups folder
+    Delete(DeleteArgs),
+    /// Check a backup completely: ZIP structure, every checksum, and the
+    /// database's integrity
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindArg {
+    Manual,
+    Scheduled,
+    Safety,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct CreateArgs {
+    /// Write the backup to FILE instead of the backups folder ('-' for
+    /// standard output). Nothing is saved in the backups folder and
+    /// retention does not run.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The backup's type
+    #[arg(long = "type", value_enum, default_value = "manual")]
+    pub(crate) kind: KindArg,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ListArgs {
+    /// Print JSON (the shape of the HTTP API's /list)
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct DeleteArgs {
+    /// The backup's file name
+    pub(crate) name: String,
+    /// Allow deleting a safety backup
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct VerifyArgs {
+    /// A backup name in the backups folder, or the path of a backup file
+    pub(crate) backup: String,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
+}

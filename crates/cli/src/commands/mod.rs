@@ -1,0 +1,63 @@
+//! One module per command. Each builds the adapters it needs from the
+//! resolved settings and calls the use case.
+
+mod create;
+mod delete;
+mod list;
+mod verify;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use backup_archive::ZipArchiver;
+use backup_domain::ports::{Clock, Progress};
+use backup_domain::{BusyFlag, Creator};
+use backup_sqlite::SqliteDatabase;
+use backup_store_fs::FsStore;
+
+use crate::args::{Args, Command};
+use crate::settings::Settings;
+
+pub(crate) type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+pub(crate) async fn run(args: Args) -> CliResult {
+    let settings = Settings::resolve(&args.global)?;
+    match args.command {
+        Command::Create(a) => create::run(&settings, a).await,
+        Command::List(a) => list::run(&settings, a).await,
+        Command::Delete(a) => delete::run(&settings, a).await,
+        Command::Verify(a) => verify::run(&settings, a).await,
+    }
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+pub(crate) fn store(settings: &Settings) -> FsStore {
+    FsStore::new(&settings.backups)
+}
+
+pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Creator {
+    if settings.key.is_none() {
+        tracing::warn!(
+            "SECRET_ENCRYPTION_KEY is not set: encrypted integration credentials go into the backup as they are"
+        );
+    }
+    Creator {
+        db: Arc::new(SqliteDatabase::new(&settings.db, settings.work_dir(), settings.cipher())),
+        store: Arc::new(store(settings)),
+        archiver: Arc::new(ZipArchiver::new(settings.assets.clone(), settings.deflate)),
+        clock: Arc::new(SystemClock),
+        progress,
+        busy: BusyFlag::default(),
+    }
+}

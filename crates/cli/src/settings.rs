@@ -1,0 +1,73 @@
+//! Resolved settings: the command line over Framerr's environment
+//! variables over the defaults (spec section 1).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use backup_archive::{AssetDirs, DeflateOptions};
+use backup_crypto::{FieldCrypto, InstanceKey};
+use backup_domain::ports::FieldCipher;
+
+use crate::args::Global;
+
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) db: PathBuf,
+    pub(crate) backups: PathBuf,
+    pub(crate) assets: AssetDirs,
+    pub(crate) key: Option<InstanceKey>,
+    pub(crate) deflate: DeflateOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    #[error(transparent)]
+    Key(#[from] backup_crypto::BadKey),
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl Settings {
+    pub(crate) fn resolve(global: &Global) -> Result<Settings, SettingsError> {
+        let data = global.data_dir.clone().or_else(|| env_path("DATA_DIR")).unwrap_or_else(|| PathBuf::from("data"));
+        let config = global
+            .config_dir
+            .clone()
+            .or_else(|| env_path("FRAMERR_CONFIG_DIR"))
+            .unwrap_or_else(|| PathBuf::from("/config"));
+        // Framerr picks the Docker layout when /config exists.
+        let root = if config.is_dir() { config.clone() } else { data.clone() };
+        let db = global.db.clone().or_else(|| env_path("FRAMERR_DB_PATH")).unwrap_or_else(|| data.join("framerr.db"));
+        let backups = global
+            .backups_dir
+            .clone()
+            .or_else(|| env_path("FRAMERR_BACKUPS_DIR"))
+            .unwrap_or_else(|| root.join("backups"));
+        let assets = AssetDirs {
+            profile_pictures: root.join("upload/profile-pictures"),
+            custom_icons: root.join("upload/custom-icons"),
+            favicon: root.join("public/favicon"),
+        };
+        let key = match std::env::var("SECRET_ENCRYPTION_KEY") {
+            Ok(hex) if !hex.trim().is_empty() => Some(InstanceKey::from_hex(&hex)?),
+            _ => None,
+        };
+        let mut deflate = DeflateOptions::default();
+        if let Some(threads) = global.threads {
+            deflate.threads = threads.max(1);
+        }
+        Ok(Settings { db, backups, assets, key, deflate })
+    }
+
+    pub(crate) fn cipher(&self) -> Option<Arc<dyn FieldCipher>> {
+        self.key.as_ref().map(|k| Arc::new(FieldCrypto::new(k)) as Arc<dyn FieldCipher>)
+    }
+
+    /// Where snapshots are staged: beside the backups, on the disk that must
+    /// hold the result anyway.
+    pub(crate) fn work_dir(&self) -> &Path {
+        &self.backups
+    }
+}
