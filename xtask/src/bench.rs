@@ -1,7 +1,217 @@
-//! Benchmarks. Filled by the create issue.
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR]`
+//!
+//! Builds a Framerr-shaped instance (a database of the given size: mixed
+//! JSON text, blobs and indexes; plus asset folders), then reports the
+//! median wall time and peak RSS of `framerr-backup create` beside the
+//! classic shell alternative, `sqlite3 DB ".backup tmp.db"` followed by
+//! `zip -6 -r`, and of `framerr-backup verify`. Peak RSS comes from
+//! getrusage(RUSAGE_CHILDREN) in a small python3 wrapper, so it is the
+//! kernel's figure for the measured processes only.
 
-use crate::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-pub(crate) fn run(_args: &[String]) -> Result {
-    Err("no benchmarks yet".into())
+use crate::{Result, cargo};
+
+struct Options {
+    size: u64,
+    runs: usize,
+    threads: Option<usize>,
+    keep: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("bad size {text:?}"))?;
+    let mult = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KIB" => 1 << 10,
+        "M" | "MIB" => 1 << 20,
+        "G" | "GIB" => 1 << 30,
+        _ => return Err(format!("bad size unit in {text:?}")),
+    };
+    Ok(n * mult)
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--size" => o.size = parse_size(&value()?)?,
+            "--runs" => o.runs = value()?.parse().map_err(|_| "bad --runs")?,
+            "--threads" => o.threads = Some(value()?.parse().map_err(|_| "bad --threads")?),
+            "--keep" => o.keep = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Runs a shell command line under the python wrapper; returns (seconds,
+/// peak RSS in KiB).
+fn measure(script: &str, env: &[(&str, &Path)]) -> Result<(f64, u64)> {
+    let wrapper = r#"
+import resource, subprocess, sys, time, json
+t = time.monotonic()
+r = subprocess.run(["bash", "-c", sys.argv[1]], stdout=subprocess.DEVNULL)
+elapsed = time.monotonic() - t
+if r.returncode != 0:
+    sys.exit("command failed: " + sys.argv[1])
+print(json.dumps([elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(wrapper).arg(script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let (secs, rss) = text.split_once(',').ok_or("bad wrapper output")?;
+    Ok((secs.trim().parse().map_err(|_| "bad seconds")?, rss.trim().parse().map_err(|_| "bad rss")?))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// A Framerr-shaped database: media library rows with JSON metadata
+/// (compressible text), posters (half random, like images), an FTS-like
+/// index, sessions and notifications, filled to about `size` bytes.
+fn build_instance(dir: &Path, size: u64) -> Result {
+    let data = dir.join("data");
+    for sub in ["upload/profile-pictures", "upload/custom-icons", "public/favicon"] {
+        std::fs::create_dir_all(data.join(sub)).map_err(|e| e.to_string())?;
+    }
+    let db = data.join("framerr.db");
+    if db.exists() && std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) >= size * 9 / 10 {
+        eprintln!("reusing {}", db.display());
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&db);
+    // About 2.1 KiB a row on disk, indexes included.
+    let rows = (size / 2_100).max(1);
+    let script = format!(
+        r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript('''
+PRAGMA journal_mode = WAL;
+PRAGMA user_version = 48;
+CREATE TABLE media_library (id INTEGER PRIMARY KEY, title TEXT, meta TEXT, poster BLOB, added INTEGER);
+CREATE INDEX media_title ON media_library(title);
+CREATE INDEX media_added ON media_library(added);
+CREATE TABLE sessions (token TEXT PRIMARY KEY, user_id TEXT, expires_at INTEGER);
+CREATE TABLE notifications (id INTEGER PRIMARY KEY, user_id TEXT, body TEXT);
+CREATE TABLE system_config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL DEFAULT 0);
+''')
+c.execute("""
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+INSERT INTO media_library (title, meta, poster, added)
+SELECT 'Title ' || i || ' ' || hex(randomblob(4)),
+       json_object('id', i, 'type', CASE i % 3 WHEN 0 THEN 'movie' WHEN 1 THEN 'show' ELSE 'episode' END,
+                   'overview', 'A story about item ' || i || ' with a long overview text that repeats ' || substr(hex(randomblob(300)), 1, 200) || ' and the cast list follows.',
+                   'genres', json_array('Drama', 'Comedy', 'Sci-Fi'), 'rating', (i % 100) / 10.0,
+                   'paths', json_array('/media/library/' || i || '/file.mkv', '/media/library/' || i || '/poster.jpg')),
+       randomblob(700) || zeroblob(700),
+       1700000000 + i
+FROM n
+""")
+c.execute("INSERT INTO sessions SELECT hex(randomblob(16)), 'u1', 0 FROM media_library LIMIT 1000")
+c.execute("INSERT INTO notifications (user_id, body) SELECT 'u1', meta FROM media_library LIMIT 5000")
+c.commit()
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+c.close()
+"#
+    );
+    eprintln!("building a {} MiB database with {rows} rows ...", size >> 20);
+    let status = Command::new("python3").arg("-c").arg(script).arg(&db).status().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("building the database failed: {status}"));
+    }
+    // Asset folders: a few hundred small images.
+    for i in 0..300u32 {
+        let bytes: Vec<u8> = (0..20_000u32).map(|j| (j.wrapping_mul(2_654_435_761) ^ i) as u8).collect();
+        let folder = ["upload/profile-pictures", "upload/custom-icons", "public/favicon"][i as usize % 3];
+        std::fs::write(data.join(folder).join(format!("asset-{i}.png")), bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn run(args: &[String]) -> Result {
+    let o = parse(args)?;
+    crate::run(cargo().args(["build", "--release", "-p", "backup-cli", "--bin", "framerr-backup"]))?;
+    let bin = crate::tools::root().join("target/release/framerr-backup");
+    let temp;
+    let dir = match &o.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            d.clone()
+        }
+        None => {
+            temp = crate::tools::root().join("target/bench");
+            std::fs::create_dir_all(&temp).map_err(|e| e.to_string())?;
+            temp
+        }
+    };
+    build_instance(&dir, o.size)?;
+    let data = dir.join("data");
+    let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
+    let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
+    let ours = format!(
+        "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent{threads} create --output \"$OUT/ours.zip.tmp\" && mv \"$OUT/ours.zip.tmp\" \"$OUT/ours.zip\""
+    );
+    let shell = "rm -f \"$OUT/tmp.db\" \"$OUT/shell.zip\" && sqlite3 \"$DATA/framerr.db\" \".backup '$OUT/tmp.db'\" && cd \"$DATA\" && zip -q -6 -r \"$OUT/shell.zip\" \"$OUT/tmp.db\" upload public && rm -f \"$OUT/tmp.db\"";
+    let verify = "\"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent verify \"$OUT/ours.zip\"";
+    let have_shell =
+        Command::new("sqlite3").arg("-version").output().is_ok() && Command::new("zip").arg("-v").output().is_ok();
+    let env: Vec<(&str, &Path)> = vec![("BIN", &bin), ("DATA", &data), ("OUT", &dir)];
+    let mut rows = Vec::new();
+    let mut cases = vec![("framerr-backup create", ours.as_str())];
+    if have_shell {
+        cases.push(("sqlite3 .backup + zip -6", shell));
+    } else {
+        eprintln!("sqlite3 or zip is not installed: the shell alternative is skipped");
+    }
+    cases.push(("framerr-backup verify", verify));
+    for (label, script) in cases {
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for i in 0..o.runs {
+            let (secs, rss) = measure(script, &env)?;
+            eprintln!("{label} run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
+            times.push(secs);
+            peak = peak.max(rss);
+        }
+        rows.push((label, median(times), peak));
+    }
+    let out_size = std::fs::metadata(dir.join("ours.zip")).map(|m| m.len()).unwrap_or(0);
+    let shell_size = std::fs::metadata(dir.join("shell.zip")).map(|m| m.len()).unwrap_or(0);
+    println!();
+    println!(
+        "database {} MiB, {} runs each, {} cores",
+        db_size >> 20,
+        o.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| command | median wall time | peak RSS | output |");
+    println!("|---|---|---|---|");
+    for (label, secs, rss) in &rows {
+        let size = match *label {
+            "framerr-backup create" => format!("{} MiB", out_size >> 20),
+            "sqlite3 .backup + zip -6" => format!("{} MiB", shell_size >> 20),
+            _ => "-".into(),
+        };
+        println!("| {label} | {secs:.2} s | {} MiB | {size} |", rss / 1024);
+    }
+    if let (true, Some(a), Some(b)) = (have_shell, rows.first(), rows.get(1)) {
+        println!("\ncreate / shell alternative: {:.2}x wall time", a.1 / b.1);
+    }
+    Ok(())
 }

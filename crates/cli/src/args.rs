@@ -51,6 +51,9 @@ pub(crate) enum Command {
     /// Check a backup completely: ZIP structure, every checksum, and the
     /// database's integrity
     Verify(VerifyArgs),
+    /// Restore a backup over this instance, after a safety backup of the
+    /// current state
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,4 +101,21 @@ pub(crate) struct VerifyArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct RestoreArgs {
+    /// A backup name in the backups folder, or the path of a backup file
+    pub(crate) backup: String,
+    /// Do not ask for confirmation
+    #[arg(long, short)]
+    pub(crate) yes: bool,
+    /// Refuse an archive that would expand to more than this many bytes
+    /// in all [default: 20 GiB]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_size: Option<u64>,
+    /// Refuse an entry that expands more than N times (a zip bomb)
+    /// [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_ratio: Option<u64>,
 }

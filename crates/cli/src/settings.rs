@@ -15,6 +15,8 @@ pub(crate) struct Settings {
     pub(crate) db: PathBuf,
     pub(crate) backups: PathBuf,
     pub(crate) assets: AssetDirs,
+    /// Caches Framerr rebuilds; deleted after a restore.
+    pub(crate) caches: Vec<PathBuf>,
     pub(crate) key: Option<InstanceKey>,
     pub(crate) deflate: DeflateOptions,
 }
@@ -58,7 +60,8 @@ impl Settings {
         if let Some(threads) = global.threads {
             deflate.threads = threads.max(1);
         }
-        Ok(Settings { db, backups, assets, key, deflate })
+        let caches = vec![data.join("cache/library"), data.join("cache/images")];
+        Ok(Settings { db, backups, assets, caches, key, deflate })
     }
 
     pub(crate) fn cipher(&self) -> Option<Arc<dyn FieldCipher>> {

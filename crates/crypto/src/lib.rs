@@ -8,6 +8,8 @@
 //! Key material is zeroized when dropped and never printed: `Debug` shows
 //! `[redacted]`, and no error message carries a key or a plaintext.
 
+pub mod keywrap;
+
 use std::fmt;
 
 use aes_gcm::aead::consts::U16;
@@ -47,6 +49,11 @@ impl InstanceKey {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The instance key as a key-wrapping key (for `mbk_server`).
+    pub fn as_kek(&self) -> keywrap::Key32 {
+        keywrap::Key32::from_bytes(self.0)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod memory;
 pub mod name;
 pub mod ports;
+pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod timefmt;

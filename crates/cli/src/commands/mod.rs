@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod list;
+mod restore;
 mod verify;
 
 use std::process::ExitCode;
@@ -24,11 +25,23 @@ pub(crate) type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + 
 
 pub(crate) async fn run(args: Args) -> CliResult {
     let settings = Settings::resolve(&args.global)?;
+    // A restore that a crash interrupted is finished or rolled back before
+    // anything else looks at the instance.
+    if let Some(outcome) = instance(&settings).recover()? {
+        eprintln!(
+            "note: an interrupted restore was {}",
+            match outcome {
+                backup_instance::Recovered::RolledBack => "rolled back; the instance is as it was before it",
+                backup_instance::Recovered::Finished => "completed",
+            }
+        );
+    }
     match args.command {
         Command::Create(a) => create::run(&settings, a).await,
         Command::List(a) => list::run(&settings, a).await,
         Command::Delete(a) => delete::run(&settings, a).await,
         Command::Verify(a) => verify::run(&settings, a).await,
+        Command::Restore(a) => restore::run(&settings, a).await,
     }
 }
 
@@ -44,6 +57,14 @@ impl Clock for SystemClock {
 
 pub(crate) fn store(settings: &Settings) -> FsStore {
     FsStore::new(&settings.backups)
+}
+
+pub(crate) fn instance(settings: &Settings) -> backup_instance::Instance {
+    backup_instance::Instance::new(backup_instance::Layout {
+        db: settings.db.clone(),
+        assets: settings.assets.clone(),
+        caches: settings.caches.clone(),
+    })
 }
 
 pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Creator {

@@ -1,9 +1,8 @@
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use backup_archive::{Inspection, inspect, open_database_entry};
-use backup_domain::BackupName;
 use backup_domain::detect::{DETECT_LEN, detect};
 use backup_domain::name::BackupFormat;
 use backup_store_fs::{UPLOAD_PREFIX, temporary_name};
@@ -12,16 +11,8 @@ use super::CliResult;
 use crate::args::VerifyArgs;
 use crate::settings::Settings;
 
-/// A backup name means the backups folder; anything else is a path.
-fn locate(settings: &Settings, arg: &str) -> PathBuf {
-    match BackupName::parse(arg) {
-        Ok(name) if !Path::new(arg).exists() => settings.backups.join(name.to_string()),
-        _ => PathBuf::from(arg),
-    }
-}
-
 pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
-    let path = locate(settings, &args.backup);
+    let path = super::restore::locate(settings, &args.backup);
     let report = verify(&path, settings.work_dir()).await;
     let ok = report.is_ok();
     if args.json {

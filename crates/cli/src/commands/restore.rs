@@ -1,0 +1,131 @@
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use backup_crypto::keywrap;
+use backup_domain::detect::{DETECT_LEN, detect};
+use backup_domain::name::BackupFormat;
+use backup_domain::restore::RestoreLimits;
+use backup_domain::{BackupKind, BackupName};
+use backup_instance::{KeyStoreOutcome, KeyStoreRow, RestoreOptions};
+
+use super::{CliResult, creator, instance};
+use crate::args::RestoreArgs;
+use crate::output::ProgressReporter;
+use crate::settings::Settings;
+
+/// A backup name means the backups folder; anything else is a path.
+pub(crate) fn locate(settings: &Settings, arg: &str) -> PathBuf {
+    match BackupName::parse(arg) {
+        Ok(name) if !Path::new(arg).exists() => settings.backups.join(name.to_string()),
+        _ => PathBuf::from(arg),
+    }
+}
+
+fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
+    eprint!(
+        "Restore {} over the instance at {}?\nA safety backup of the current state is made first. [y/N] ",
+        path.display(),
+        settings.db.display()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
+    let path = locate(settings, &args.backup);
+    let mut head = Vec::with_capacity(DETECT_LEN);
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match detect(&head)? {
+        BackupFormat::Plain => {}
+        BackupFormat::Encrypted => return Err("encrypted backups cannot be restored by this version yet".into()),
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err("restore replaces the current instance: confirm with --yes when not on a terminal".into());
+        }
+        if !confirm(&path, settings)? {
+            eprintln!("Nothing was restored.");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let instance = instance(settings);
+    let cipher = settings.cipher();
+    let server_kek = settings.key.as_ref().map(|k| k.as_kek());
+    // The key store row is kept only when this instance's key opens it;
+    // otherwise backup encryption is turned off (the password would be
+    // needed to rewrap it).
+    let key_store = move |row: &KeyStoreRow| match &server_kek {
+        Some(kek) if keywrap::unwrap(&row.mbk_server, kek).is_ok() => {
+            Some((row.mbk_server.clone(), KeyStoreOutcome::Kept))
+        }
+        _ => None,
+    };
+    let mut limits = RestoreLimits::default();
+    if let Some(max) = args.max_size {
+        limits.max_total = max;
+        limits.max_entry = limits.max_entry.min(max);
+    }
+    if let Some(ratio) = args.max_ratio {
+        limits.max_ratio = ratio;
+    }
+    let options = RestoreOptions { cipher: cipher.as_deref(), limits, key_store: &key_store };
+    eprintln!("Checking and staging {} ...", path.display());
+    let staged = instance.stage(&path, &options).await?;
+
+    let mut safety = None;
+    if settings.db.exists() {
+        eprintln!("Making a safety backup of the current state ...");
+        let progress = Arc::new(ProgressReporter::new(false));
+        let created = creator(settings, progress)
+            .create(BackupKind::Safety)
+            .await
+            .map_err(|e| backup_instance::RestoreError::Safety(e.to_string()))?;
+        safety = Some(created.stored.name.to_string());
+    }
+    let mut summary = instance.commit(staged)?;
+    summary.safety_backup = safety;
+
+    let post = &summary.post;
+    println!(
+        "Restored {} (made {}).",
+        path.display(),
+        backup_domain::timefmt::to_iso_millis(summary.manifest.created_at)
+    );
+    match &summary.safety_backup {
+        Some(name) => println!("  safety backup: {name} (restore it to undo)"),
+        None => println!("  safety backup: none (there was no database before)"),
+    }
+    println!(
+        "  tables purged: {}",
+        if post.tables_purged.is_empty() { "none".into() } else { post.tables_purged.join(", ") }
+    );
+    println!("  integration configs encrypted with this instance's key: {}", post.configs_encrypted);
+    println!("  asset files restored: {}", summary.assets_restored);
+    if post.fts_rebuilt {
+        println!("  search index rebuilt");
+    }
+    if post.configs_unreadable > 0 {
+        println!(
+            "  note: {} integration config(s) are encrypted with another instance's key; enter their credentials again",
+            post.configs_unreadable
+        );
+    }
+    if post.sso_secret_unreadable {
+        println!(
+            "  note: the SSO client secret was encrypted with the old instance's key; enter it again in the SSO settings"
+        );
+    }
+    if post.key_store == KeyStoreOutcome::TurnedOff {
+        println!(
+            "  note: backup encryption was turned off: its key does not open with this instance's key; enable it again to encrypt new backups"
+        );
+    }
+    println!("  Everyone signs in again: sessions were cleared.");
+    Ok(ExitCode::SUCCESS)
+}
