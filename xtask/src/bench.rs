@@ -1,10 +1,11 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
 //! median wall time and peak RSS of `framerr-backup create` beside the
 //! classic shell alternative, `sqlite3 DB ".backup tmp.db"` followed by
-//! `zip -6 -r`, and of `framerr-backup verify`. Peak RSS comes from
+//! `zip -6 -r`, and of `framerr-backup verify` and `restore` (onto a fresh
+//! data folder). Peak RSS comes from
 //! getrusage(RUSAGE_CHILDREN) in a small python3 wrapper, so it is the
 //! kernel's figure for the measured processes only.
 
@@ -18,6 +19,7 @@ struct Options {
     runs: usize,
     threads: Option<usize>,
     keep: Option<PathBuf>,
+    shell: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -34,7 +36,7 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None };
+    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -43,6 +45,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--runs" => o.runs = value()?.parse().map_err(|_| "bad --runs")?,
             "--threads" => o.threads = Some(value()?.parse().map_err(|_| "bad --threads")?),
             "--keep" => o.keep = Some(PathBuf::from(value()?)),
+            "--no-shell" => o.shell = false,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -169,17 +172,21 @@ pub(crate) fn run(args: &[String]) -> Result {
     );
     let shell = "rm -f \"$OUT/tmp.db\" \"$OUT/shell.zip\" && sqlite3 \"$DATA/framerr.db\" \".backup '$OUT/tmp.db'\" && cd \"$DATA\" && zip -q -6 -r \"$OUT/shell.zip\" \"$OUT/tmp.db\" upload public && rm -f \"$OUT/tmp.db\"";
     let verify = "\"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent verify \"$OUT/ours.zip\"";
-    let have_shell =
-        Command::new("sqlite3").arg("-version").output().is_ok() && Command::new("zip").arg("-v").output().is_ok();
+    // Onto a fresh data folder: staging, checks, post-restore, commit.
+    let restore = "rm -rf \"$OUT/restored\" && mkdir -p \"$OUT/restored\" && \"$BIN\" --data-dir \"$OUT/restored\" --config-dir /nonexistent restore \"$OUT/ours.zip\" --yes && rm -rf \"$OUT/restored\"";
+    let have_shell = o.shell
+        && Command::new("sqlite3").arg("-version").output().is_ok()
+        && Command::new("zip").arg("-v").output().is_ok();
     let env: Vec<(&str, &Path)> = vec![("BIN", &bin), ("DATA", &data), ("OUT", &dir)];
     let mut rows = Vec::new();
     let mut cases = vec![("framerr-backup create", ours.as_str())];
     if have_shell {
         cases.push(("sqlite3 .backup + zip -6", shell));
-    } else {
+    } else if o.shell {
         eprintln!("sqlite3 or zip is not installed: the shell alternative is skipped");
     }
     cases.push(("framerr-backup verify", verify));
+    cases.push(("framerr-backup restore", restore));
     for (label, script) in cases {
         let mut times = Vec::new();
         let mut peak = 0;

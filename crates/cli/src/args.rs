@@ -54,6 +54,30 @@ pub(crate) enum Command {
     /// Restore a backup over this instance, after a safety backup of the
     /// current state
     Restore(RestoreArgs),
+    /// Backup encryption: status, enable, disable, reset-password
+    #[command(subcommand)]
+    Encryption(EncryptionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EncryptionCommand {
+    /// Whether new backups are encrypted
+    Status,
+    /// Encrypt new backups with a password (at least 8 characters)
+    Enable(PasswordArgs),
+    /// Stop encrypting new backups (needs the current password); existing
+    /// encrypted backups stay encrypted
+    Disable(PasswordArgs),
+    /// Set a new password without the old one (needs SECRET_ENCRYPTION_KEY)
+    /// and re-header every stored encrypted backup
+    ResetPassword(PasswordArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PasswordArgs {
+    /// Read the password from one line of standard input instead of a prompt
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +100,10 @@ pub(crate) struct CreateArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub(crate) json: bool,
+    /// With --output while backup encryption is on: write a plain
+    /// (unencrypted) backup anyway
+    #[arg(long)]
+    pub(crate) plain: bool,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -98,6 +126,10 @@ pub(crate) struct DeleteArgs {
 pub(crate) struct VerifyArgs {
     /// A backup name in the backups folder, or the path of a backup file
     pub(crate) backup: String,
+    /// Read the password of an encrypted backup from one line of standard
+    /// input instead of a prompt
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub(crate) json: bool,
@@ -118,4 +150,8 @@ pub(crate) struct RestoreArgs {
     /// [default: 1000]
     #[arg(long, value_name = "N")]
     pub(crate) max_ratio: Option<u64>,
+    /// Read the password of an encrypted backup from one line of standard
+    /// input instead of a prompt
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
 }

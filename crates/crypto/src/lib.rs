@@ -8,7 +8,10 @@
 //! Key material is zeroized when dropped and never printed: `Debug` shows
 //! `[redacted]`, and no error message carries a key or a plaintext.
 
+pub mod envelope;
+pub mod gcm;
 pub mod keywrap;
+pub mod manage;
 
 use std::fmt;
 

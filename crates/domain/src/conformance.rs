@@ -65,6 +65,7 @@ pub async fn run_all(store: &dyn BackupStore, options: Options) {
     not_found(store).await;
     large_object(store, options).await;
     concurrent_put_same_name(store).await;
+    replace_and_write_at(store).await;
     assert!(names(store).await.is_empty(), "the checks clean up after themselves");
 }
 
@@ -149,6 +150,32 @@ pub async fn concurrent_put_same_name(store: &dyn BackupStore) {
         other => panic!("exactly one concurrent put must win: {other:?}"),
     };
     assert!(get(store, &n).await.expect("get") == *won, "the stored object is not the winner's whole content");
+    store.delete(&n).await.expect("delete");
+}
+
+/// `commit_replacing` swaps a backup whole; `write_at`, where supported,
+/// patches bytes already written.
+pub async fn replace_and_write_at(store: &dyn BackupStore) {
+    let n = name(BackupKind::Manual, 60, BackupFormat::Encrypted);
+    put(store, &n, b"old content").await.expect("put");
+    let mut upload = store.create(&n).await.expect("create");
+    upload.write_all(b"new content, longer").await.expect("write");
+    match upload.write_at(4, b"CONT").await {
+        Ok(()) => {
+            upload.commit_replacing().await.expect("replace");
+            assert_eq!(get(store, &n).await.expect("get"), b"new CONTent, longer");
+        }
+        Err(StoreError::Unsupported(_)) => {
+            upload.commit_replacing().await.expect("replace");
+            assert_eq!(get(store, &n).await.expect("get"), b"new content, longer");
+        }
+        Err(e) => panic!("write_at: {e}"),
+    }
+    // Replacing where nothing was is a plain commit.
+    store.delete(&n).await.expect("delete");
+    let mut upload = store.create(&n).await.expect("create");
+    upload.write_all(b"x").await.expect("write");
+    upload.commit_replacing().await.expect("replace onto nothing");
     store.delete(&n).await.expect("delete");
 }
 

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use futures_io::AsyncWrite;
 
+use futures::io::AsyncWriteExt;
+
 use crate::busy::BusyFlag;
+use crate::encryption::{Envelope, EnvelopeError, Seal, SealingWriter};
 use crate::error::{ArchiveError, DbError, StoreError};
 use crate::kind::BackupKind;
 use crate::manifest::{Encryption, Manifest};
@@ -24,6 +27,10 @@ pub enum CreateError {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("cannot write the backup: {0}")]
+    Output(String),
 }
 
 /// What retention did after a backup. A failed deletion does not fail the
@@ -53,6 +60,8 @@ pub struct Creator {
     pub clock: Arc<dyn Clock>,
     pub progress: Arc<dyn Progress>,
     pub busy: BusyFlag,
+    /// Seals manual and scheduled backups while backup encryption is on.
+    pub envelope: Arc<dyn Envelope>,
 }
 
 impl std::fmt::Debug for Creator {
@@ -68,11 +77,15 @@ impl Creator {
     pub async fn create(&self, kind: BackupKind) -> Result<Created, CreateError> {
         let _guard = self.busy.try_acquire().ok_or(CreateError::InProgress)?;
         let now = self.clock.now();
+        // Safety backups are never encrypted: they must restore even when
+        // the password is what went wrong.
+        let seal = if kind == BackupKind::Safety { None } else { self.envelope.sealer().await? };
+        let format = if seal.is_some() { BackupFormat::Encrypted } else { BackupFormat::Plain };
         let taken: Vec<String> = self.store.list().await?.iter().map(|b| b.name.stem()).collect();
-        let name = BackupName::unique(kind, now, BackupFormat::Plain, |stem| taken.iter().any(|t| t == stem));
+        let name = BackupName::unique(kind, now, format, |stem| taken.iter().any(|t| t == stem));
         let id = name.stem();
         self.progress.report(ProgressEvent::Started { id: id.clone(), kind });
-        let result = self.create_named(&id, &name).await;
+        let result = self.create_named(&id, &name, seal).await;
         let (stored, manifest) = match result {
             Ok(done) => done,
             Err(e) => {
@@ -85,9 +98,35 @@ impl Creator {
         Ok(Created { stored, manifest, retention })
     }
 
-    async fn create_named(&self, id: &str, name: &BackupName) -> Result<(StoredBackup, Manifest), CreateError> {
+    async fn create_named(
+        &self,
+        id: &str,
+        name: &BackupName,
+        seal: Option<Box<dyn Seal>>,
+    ) -> Result<(StoredBackup, Manifest), CreateError> {
         let mut upload = self.store.create(name).await?;
-        match self.write_archive(id, name.kind(), &mut *upload).await {
+        let written = match seal {
+            None => self.write_archive(id, name.kind(), Encryption::Plaintext, &mut *upload).await,
+            Some(mut seal) => {
+                let sealed = async {
+                    let out: &mut (dyn AsyncWrite + Send + Unpin) = &mut *upload;
+                    out.write_all(&seal.preamble()).await.map_err(|e| CreateError::Output(e.to_string()))?;
+                    let mut sealing = SealingWriter::new(out, seal.as_mut());
+                    let manifest = self.write_archive(id, name.kind(), Encryption::EnvelopeV1, &mut sealing).await?;
+                    sealing.flush().await.map_err(|e| CreateError::Output(e.to_string()))?;
+                    Ok::<_, CreateError>(manifest)
+                }
+                .await;
+                match sealed {
+                    Ok(manifest) => {
+                        let (offset, header) = seal.finish();
+                        upload.write_at(offset, &header).await.map(|()| manifest).map_err(CreateError::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match written {
             Ok(manifest) => {
                 self.step(id, "storing", 98);
                 Ok((upload.commit().await?, manifest))
@@ -101,8 +140,9 @@ impl Creator {
         }
     }
 
-    /// Streams a backup to `out` instead of the store (`create --output`).
-    /// No retention: nothing was added to the store.
+    /// Streams a plain backup to `out` instead of the store (`create
+    /// --output`). No retention: nothing was added to the store. The caller
+    /// decides whether a plain copy is acceptable while encryption is on.
     pub async fn create_to(
         &self,
         kind: BackupKind,
@@ -111,7 +151,7 @@ impl Creator {
         let _guard = self.busy.try_acquire().ok_or(CreateError::InProgress)?;
         let id = BackupName::new(kind, self.clock.now(), BackupFormat::Plain).stem();
         self.progress.report(ProgressEvent::Started { id: id.clone(), kind });
-        match self.write_archive(&id, kind, out).await {
+        match self.write_archive(&id, kind, Encryption::Plaintext, out).await {
             Ok(manifest) => {
                 self.progress.report(ProgressEvent::Complete { id, filename: String::new(), size: 0 });
                 Ok(manifest)
@@ -127,11 +167,12 @@ impl Creator {
         &self,
         id: &str,
         kind: BackupKind,
+        encryption: Encryption,
         out: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<Manifest, CreateError> {
         self.step(id, "database", 0);
         let snapshot = self.db.snapshot().await?;
-        let mut manifest = Manifest::new(kind, self.clock.now(), Encryption::Plaintext, self.archiver.assets().await);
+        let mut manifest = Manifest::new(kind, self.clock.now(), encryption, self.archiver.assets().await);
         manifest.user_version = Some(snapshot.user_version());
         self.step(id, "archive", 5);
         let report = |percent: u8| self.step(id, "archive", 5 + (percent.min(100) as u16 * 90 / 100) as u8);
@@ -270,6 +311,7 @@ mod tests {
             clock: Arc::new(FixedClock(NOW)),
             progress: recorder.clone(),
             busy: BusyFlag::default(),
+            envelope: Arc::new(crate::encryption::NoEnvelope),
         };
         (creator, recorder)
     }

@@ -20,6 +20,8 @@ pub enum StoreError {
     Full(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("this store does not support {0}")]
+    Unsupported(String),
     #[error("{0}")]
     Other(String),
 }

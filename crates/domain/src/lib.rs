@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod create;
 pub mod credentials;
 pub mod detect;
+pub mod encryption;
 pub mod error;
 pub mod kind;
 pub mod manifest;

@@ -86,6 +86,20 @@ impl Upload for MemoryUpload {
         Ok(StoredBackup { name: self.name, size })
     }
 
+    async fn commit_replacing(self: Box<Self>) -> Result<StoredBackup, StoreError> {
+        let size = self.data.len() as u64;
+        lock(&self.objects).insert(self.name.to_string(), Arc::new(self.data));
+        Ok(StoredBackup { name: self.name, size })
+    }
+
+    async fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let start = usize::try_from(offset).map_err(|_| StoreError::Other("offset too large".into()))?;
+        let end = start.checked_add(bytes.len()).filter(|e| *e <= self.data.len());
+        let end = end.ok_or_else(|| StoreError::Other("write_at past the end of the upload".into()))?;
+        self.data[start..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
         Ok(())
     }

@@ -79,6 +79,18 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     /// `AlreadyExists` if another backup took the name meanwhile.
     async fn commit(self: Box<Self>) -> Result<StoredBackup, StoreError>;
 
+    /// Makes the backup visible under its final name, replacing a backup of
+    /// that name atomically: readers see the old one or the new one whole.
+    /// For rewriting a backup (a new encryption header).
+    async fn commit_replacing(self: Box<Self>) -> Result<StoredBackup, StoreError>;
+
+    /// Overwrites already written bytes at `offset` (the encryption header,
+    /// known only at the end). Stores that cannot answer `Unsupported`.
+    async fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let _ = (offset, bytes);
+        Err(StoreError::Unsupported("rewriting part of an upload".into()))
+    }
+
     /// Discards what was written.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }

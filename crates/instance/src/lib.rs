@@ -35,7 +35,8 @@ use backup_store_fs::temporary_name;
 
 use journal::{Item, Journal, State};
 
-pub use backup_sqlite::restored::{KeyStoreOutcome, KeyStoreRow};
+pub use backup_domain::encryption::KeyStoreRow;
+pub use backup_sqlite::restored::KeyStoreOutcome;
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
 const STAGING_PREFIX: &str = ".framerr-restore-";

@@ -9,6 +9,7 @@
 //! Error policy: sqlx and io errors are mapped to [`DbError`] here, with the
 //! database path in the message; nothing above this crate sees sqlx.
 
+mod keystore;
 pub mod restored;
 mod snapshot;
 

@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use backup_domain::DbError;
 use backup_domain::credentials::looks_encrypted;
+use backup_domain::encryption::KeyStoreRow;
 use backup_domain::manifest::PURGED_ON_RESTORE;
 use backup_domain::ports::FieldCipher;
 
@@ -25,19 +26,10 @@ pub enum KeyStoreOutcome {
     TurnedOff,
 }
 
-/// How to treat the `backup_encryption` row: given `mbk_server`, return
-/// `Some(new mbk_server)` to keep the row (the same value when it already
-/// opens with this instance's key), `None` to drop it.
+/// How to treat the `backup_encryption` row: return `Some(new mbk_server)`
+/// to keep the row (the same value when it already opens with this
+/// instance's key), `None` to drop it.
 pub type KeyStoreFix<'a> = &'a (dyn Fn(&KeyStoreRow) -> Option<(String, KeyStoreOutcome)> + Send + Sync);
-
-/// The columns of the key store row the fix needs.
-#[derive(Debug, Clone)]
-pub struct KeyStoreRow {
-    pub mbk_password: String,
-    pub mbk_server: String,
-    pub kek_salt: String,
-    pub kdf_iterations: i64,
-}
 
 /// What post-restore did, for the summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,35 +129,19 @@ pub async fn post_restore(
         report.fts_rebuilt = true;
     }
 
-    if table_exists(&mut tx, "backup_encryption").await.map_err(err)? {
-        let row = sqlx::query(
-            "SELECT mbk_password, mbk_server, kek_salt, kdf_iterations FROM backup_encryption WHERE id = 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        if let Some(row) = row {
-            let current = KeyStoreRow {
-                mbk_password: row.try_get(0).unwrap_or_default(),
-                mbk_server: row.try_get(1).unwrap_or_default(),
-                kek_salt: row.try_get(2).unwrap_or_default(),
-                kdf_iterations: row.try_get(3).unwrap_or(600_000),
-            };
-            match key_store(&current) {
-                Some((server, outcome)) => {
-                    sqlx::query(
-                        "UPDATE backup_encryption SET mbk_server = ?, updated_at = datetime('now') WHERE id = 1",
-                    )
+    if let Some(current) = crate::keystore::read_row(&mut tx).await.map_err(err)? {
+        match key_store(&current) {
+            Some((server, outcome)) => {
+                sqlx::query("UPDATE backup_encryption SET mbk_server = ?, updated_at = datetime('now') WHERE id = 1")
                     .bind(server)
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;
-                    report.key_store = outcome;
-                }
-                None => {
-                    sqlx::query("DELETE FROM backup_encryption").execute(&mut *tx).await.map_err(err)?;
-                    report.key_store = KeyStoreOutcome::TurnedOff;
-                }
+                report.key_store = outcome;
+            }
+            None => {
+                sqlx::query("DELETE FROM backup_encryption").execute(&mut *tx).await.map_err(err)?;
+                report.key_store = KeyStoreOutcome::TurnedOff;
             }
         }
     }

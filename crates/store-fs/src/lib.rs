@@ -200,13 +200,19 @@ impl FsUpload {
         self.writer.as_mut().map(Pin::new).ok_or_else(|| io::Error::other("upload already finished"))
     }
 
-    async fn finish(&mut self) -> Result<(), StoreError> {
+    async fn finish(&mut self, replace: bool) -> Result<(), StoreError> {
         let mut file =
             self.writer.take().ok_or_else(|| StoreError::Other("upload already finished".into()))?.into_inner();
         file.flush().await.map_err(|e| map_io(&self.temp, e))?;
         let file = file.into_inner();
         file.sync_all().await.map_err(|e| map_io(&self.temp, e))?;
         drop(file);
+        if replace {
+            // rename(2) replaces atomically: readers see the old file or the new one.
+            tokio::fs::rename(&self.temp, &self.dest).await.map_err(|e| map_io(&self.dest, e))?;
+            sync_dir(&self.dir).await;
+            return Ok(());
+        }
         // A hard link never replaces an existing file: no clobbering, even
         // against another process. Fall back to a checked rename on file
         // systems without hard links.
@@ -265,9 +271,32 @@ impl AsyncWrite for FsUpload {
 #[async_trait]
 impl Upload for FsUpload {
     async fn commit(mut self: Box<Self>) -> Result<StoredBackup, StoreError> {
-        self.finish().await?;
+        self.finish(false).await?;
         let size = tokio::fs::metadata(&self.dest).await.map_err(|e| map_io(&self.dest, e))?.len();
         Ok(StoredBackup { name: self.name.clone(), size })
+    }
+
+    async fn commit_replacing(mut self: Box<Self>) -> Result<StoredBackup, StoreError> {
+        self.finish(true).await?;
+        let size = tokio::fs::metadata(&self.dest).await.map_err(|e| map_io(&self.dest, e))?.len();
+        Ok(StoredBackup { name: self.name.clone(), size })
+    }
+
+    async fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        use tokio::io::AsyncSeekExt;
+        let temp = self.temp.clone();
+        let writer = self.writer.as_mut().ok_or_else(|| StoreError::Other("upload already finished".into()))?;
+        let buffered = writer.get_mut();
+        buffered.flush().await.map_err(|e| map_io(&temp, e))?;
+        let file = buffered.get_mut();
+        let end = file.seek(std::io::SeekFrom::End(0)).await.map_err(|e| map_io(&temp, e))?;
+        if offset.checked_add(bytes.len() as u64).is_none_or(|e| e > end) {
+            return Err(StoreError::Other(format!("{}: write_at past the end", temp.display())));
+        }
+        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| map_io(&temp, e))?;
+        file.write_all(bytes).await.map_err(|e| map_io(&temp, e))?;
+        file.seek(std::io::SeekFrom::Start(end)).await.map_err(|e| map_io(&temp, e))?;
+        Ok(())
     }
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {

@@ -22,6 +22,12 @@ pub(crate) async fn run(settings: &Settings, args: CreateArgs) -> CliResult {
         KindArg::Safety => BackupKind::Safety,
     };
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if args.output.is_some() && !args.plain && settings.db.exists() {
+        let on = backup_crypto::manage::is_enabled(&super::database(settings)).await?;
+        if on {
+            return Err("backup encryption is on, and --output writes a plain backup: add --plain to write one anyway, or leave out --output to make an encrypted backup in the backups folder".into());
+        }
+    }
     let progress = Arc::new(ProgressReporter::new(args.json || to_stdout));
     let creator = creator(settings, progress);
     match args.output {

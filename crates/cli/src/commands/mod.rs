@@ -2,7 +2,9 @@
 //! resolved settings and calls the use case.
 
 mod create;
+mod decrypt;
 mod delete;
+mod encryption;
 mod list;
 mod restore;
 mod verify;
@@ -42,6 +44,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
         Command::Delete(a) => delete::run(&settings, a).await,
         Command::Verify(a) => verify::run(&settings, a).await,
         Command::Restore(a) => restore::run(&settings, a).await,
+        Command::Encryption(c) => encryption::run(&settings, c).await,
     }
 }
 
@@ -67,14 +70,23 @@ pub(crate) fn instance(settings: &Settings) -> backup_instance::Instance {
     })
 }
 
+pub(crate) fn database(settings: &Settings) -> SqliteDatabase {
+    SqliteDatabase::new(&settings.db, settings.work_dir(), settings.cipher())
+}
+
 pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Creator {
     if settings.key.is_none() {
         tracing::warn!(
             "SECRET_ENCRYPTION_KEY is not set: encrypted integration credentials go into the backup as they are"
         );
     }
+    let db = Arc::new(database(settings));
     Creator {
-        db: Arc::new(SqliteDatabase::new(&settings.db, settings.work_dir(), settings.cipher())),
+        envelope: Arc::new(backup_crypto::manage::ServerKeyEnvelope {
+            key_store: db.clone(),
+            server_key: settings.key.clone(),
+        }),
+        db,
         store: Arc::new(store(settings)),
         archiver: Arc::new(ZipArchiver::new(settings.assets.clone(), settings.deflate)),
         clock: Arc::new(SystemClock),

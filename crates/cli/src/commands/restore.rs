@@ -41,10 +41,7 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     std::fs::File::open(&path)
         .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    match detect(&head)? {
-        BackupFormat::Plain => {}
-        BackupFormat::Encrypted => return Err("encrypted backups cannot be restored by this version yet".into()),
-    }
+    let format = detect(&head)?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err("restore replaces the current instance: confirm with --yes when not on a terminal".into());
@@ -54,17 +51,27 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
             return Ok(ExitCode::FAILURE);
         }
     }
+    let decrypted = match format {
+        BackupFormat::Plain => None,
+        BackupFormat::Encrypted => {
+            Some(super::decrypt::decrypt(&path, settings.work_dir(), args.password_stdin).await?)
+        }
+    };
+    let archive = decrypted.as_ref().map_or(path.as_path(), |d| d.path.as_path());
+    let password = decrypted.as_ref().map(|d| d.password.clone());
     let instance = instance(settings);
     let cipher = settings.cipher();
     let server_kek = settings.key.as_ref().map(|k| k.as_kek());
-    // The key store row is kept only when this instance's key opens it;
-    // otherwise backup encryption is turned off (the password would be
-    // needed to rewrap it).
-    let key_store = move |row: &KeyStoreRow| match &server_kek {
-        Some(kek) if keywrap::unwrap(&row.mbk_server, kek).is_ok() => {
-            Some((row.mbk_server.clone(), KeyStoreOutcome::Kept))
+    // The key store row is kept when this instance's key opens it; rewrapped
+    // when the restore had the password; otherwise backup encryption is
+    // turned off, since its key could no longer be used.
+    let key_store = move |row: &KeyStoreRow| {
+        let kek = server_kek.as_ref()?;
+        if keywrap::unwrap(&row.mbk_server, kek).is_ok() {
+            return Some((row.mbk_server.clone(), KeyStoreOutcome::Kept));
         }
-        _ => None,
+        let mbk = backup_crypto::manage::unwrap_with_password(row, password.as_ref()?).ok()?;
+        Some((keywrap::wrap(&mbk, kek), KeyStoreOutcome::Rewrapped))
     };
     let mut limits = RestoreLimits::default();
     if let Some(max) = args.max_size {
@@ -76,7 +83,7 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     }
     let options = RestoreOptions { cipher: cipher.as_deref(), limits, key_store: &key_store };
     eprintln!("Checking and staging {} ...", path.display());
-    let staged = instance.stage(&path, &options).await?;
+    let staged = instance.stage(archive, &options).await?;
 
     let mut safety = None;
     if settings.db.exists() {
@@ -120,6 +127,9 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
         println!(
             "  note: the SSO client secret was encrypted with the old instance's key; enter it again in the SSO settings"
         );
+    }
+    if post.key_store == KeyStoreOutcome::Rewrapped {
+        println!("  backup encryption: kept, its key rewrapped with this instance's key");
     }
     if post.key_store == KeyStoreOutcome::TurnedOff {
         println!(

@@ -13,7 +13,7 @@ use crate::settings::Settings;
 
 pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
     let path = super::restore::locate(settings, &args.backup);
-    let report = verify(&path, settings.work_dir()).await;
+    let report = verify(&path, settings.work_dir(), args.password_stdin).await;
     let ok = report.is_ok();
     if args.json {
         let json = match &report {
@@ -46,15 +46,17 @@ pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn verify(path: &Path, work_dir: &Path) -> Result<(Inspection, i64), String> {
+async fn verify(path: &Path, work_dir: &Path, password_stdin: bool) -> Result<(Inspection, i64), String> {
     let mut head = Vec::with_capacity(DETECT_LEN);
     std::fs::File::open(path)
         .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    match detect(&head).map_err(|e| e.to_string())? {
-        BackupFormat::Plain => {}
-        BackupFormat::Encrypted => return Err("encrypted backups cannot be verified yet".into()),
-    }
+    let decrypted = match detect(&head).map_err(|e| e.to_string())? {
+        BackupFormat::Plain => None,
+        // Decrypting verifies the tag over every byte; the ZIP checks follow.
+        BackupFormat::Encrypted => Some(super::decrypt::decrypt(path, work_dir, password_stdin).await?),
+    };
+    let path = decrypted.as_ref().map_or(path, |d| d.path.as_path());
     let archive = path.to_owned();
     let inspection = tokio::task::spawn_blocking(move || inspect(&archive))
         .await
