@@ -66,6 +66,8 @@ print(json.dumps([elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrs
 "#;
     let mut cmd = Command::new("python3");
     cmd.arg("-c").arg(wrapper).arg(script);
+    // A fixed instance key, so that encrypted cases can run.
+    cmd.env("SECRET_ENCRYPTION_KEY", "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -187,7 +189,23 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     cases.push(("framerr-backup verify", verify));
     cases.push(("framerr-backup restore", restore));
+    // Encrypted: the same backup sealed with a password, into the backups
+    // folder (an encrypted --output is not offered), then restored.
+    let create_encrypted = "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create && mv \"$DATA\"/backups/*.framerr-backup \"$OUT/ours.framerr-backup\"";
+    let restore_encrypted = "rm -rf \"$OUT/restored\" && mkdir -p \"$OUT/restored\" && echo 'bench password' | \"$BIN\" --data-dir \"$OUT/restored\" --config-dir /nonexistent restore \"$OUT/ours.framerr-backup\" --yes --password-stdin && rm -rf \"$OUT/restored\"";
+    cases.push(("framerr-backup create (encrypted)", create_encrypted));
+    cases.push(("framerr-backup restore (encrypted)", restore_encrypted));
+    let encryption = |verb: &str| {
+        let script = format!(
+            "echo 'bench password' | \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent encryption {verb} --password-stdin"
+        );
+        let _ = measure(&script, &env);
+    };
+    encryption("disable");
     for (label, script) in cases {
+        if label == "framerr-backup create (encrypted)" {
+            encryption("enable");
+        }
         let mut times = Vec::new();
         let mut peak = 0;
         for i in 0..o.runs {
@@ -198,6 +216,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
         rows.push((label, median(times), peak));
     }
+    encryption("disable");
     let out_size = std::fs::metadata(dir.join("ours.zip")).map(|m| m.len()).unwrap_or(0);
     let shell_size = std::fs::metadata(dir.join("shell.zip")).map(|m| m.len()).unwrap_or(0);
     println!();
@@ -219,6 +238,15 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     if let (true, Some(a), Some(b)) = (have_shell, rows.first(), rows.get(1)) {
         println!("\ncreate / shell alternative: {:.2}x wall time", a.1 / b.1);
+    }
+    let time_of = |label: &str| rows.iter().find(|r| r.0 == label).map(|r| r.1);
+    for (enc, plain) in [
+        ("framerr-backup create (encrypted)", "framerr-backup create"),
+        ("framerr-backup restore (encrypted)", "framerr-backup restore"),
+    ] {
+        if let (Some(e), Some(p)) = (time_of(enc), time_of(plain)) {
+            println!("{enc} / plain: {:.2}x wall time", e / p);
+        }
     }
     Ok(())
 }

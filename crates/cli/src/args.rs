@@ -57,6 +57,21 @@ pub(crate) enum Command {
     /// Backup encryption: status, enable, disable, reset-password
     #[command(subcommand)]
     Encryption(EncryptionCommand),
+    /// Serve Framerr's backup API and run the backup schedule
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct ServeArgs {
+    /// Address and port to listen on [default: 0.0.0.0:$PORT, PORT defaulting to 3001]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Time zone of the schedule's hour, an IANA name [env: TZ; default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) time_zone: Option<String>,
+    /// Largest accepted upload in bytes [default: 1 GiB]
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) upload_limit: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

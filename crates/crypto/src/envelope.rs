@@ -269,6 +269,27 @@ pub fn decrypt_payload(
     if gcm.verify(&expected) { Ok(total) } else { Err(EnvelopeError::Tampered) }
 }
 
+/// Decrypts the encrypted backup at `source` into a new file `target`. On
+/// any error (wrong password, damage) `target` is removed: a payload whose
+/// tag did not verify is never left behind. `target` is a temporary that is
+/// read back at once and worthless after a crash, so it is not fsynced.
+pub fn decrypt_file(source: &std::path::Path, target: &std::path::Path, password: &str) -> Result<u64, EnvelopeError> {
+    let result = (|| {
+        let mut input = io::BufReader::with_capacity(256 * 1024, std::fs::File::open(source)?);
+        let (header, _) = read_header(&mut input)?;
+        let mbk = unwrap_mbk(&header, password)?;
+        let file = std::fs::File::create_new(target)?;
+        let mut out = io::BufWriter::with_capacity(256 * 1024, file);
+        let size = decrypt_payload(&header, &mbk, &mut input, &mut out)?;
+        out.flush()?;
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(target);
+    }
+    result
+}
+
 /// A new header for the same payload under a new password: new salt and
 /// wrapped MBK; DEK, IV and tag unchanged (spec section 4, reset password).
 pub fn reheader(header: &Header, salt_b64: &str, wrapped_mbk_b64: &str, iterations: u32) -> Header {

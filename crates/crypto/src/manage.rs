@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use backup_domain::encryption::{Envelope, EnvelopeError, KeyStore, KeyStoreRow, Seal};
+use backup_domain::encryption::{Envelope, EnvelopeError, KeyStore, KeyStoreOutcome, KeyStoreRow, Seal};
 use backup_domain::ports::BackupStore;
 use backup_domain::{BackupName, DbError, StoreError};
 
@@ -208,4 +208,24 @@ async fn reheader(store: &dyn BackupStore, name: &BackupName, mbk: &Key32, row: 
     }
     upload.commit_replacing().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// What a restore does with the restored database's key store row: keep it
+/// when this instance's key opens it; rewrap it when the restore had the
+/// password; otherwise drop it (`None`), since its key could no longer be
+/// used to encrypt backups.
+pub fn restored_key_store(
+    server_key: Option<&InstanceKey>,
+    password: Option<&Password>,
+) -> impl Fn(&KeyStoreRow) -> Option<(String, KeyStoreOutcome)> + Send + Sync + use<> {
+    let kek = server_key.map(InstanceKey::as_kek);
+    let password = password.cloned();
+    move |row: &KeyStoreRow| {
+        let kek = kek.as_ref()?;
+        if keywrap::unwrap(&row.mbk_server, kek).is_ok() {
+            return Some((row.mbk_server.clone(), KeyStoreOutcome::Kept));
+        }
+        let mbk = unwrap_with_password(row, password.as_ref()?).ok()?;
+        Some((keywrap::wrap(&mbk, kek), KeyStoreOutcome::Rewrapped))
+    }
 }

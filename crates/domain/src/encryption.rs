@@ -34,6 +34,19 @@ impl std::fmt::Debug for KeyStoreRow {
     }
 }
 
+/// What a restore did with the restored database's key store row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStoreOutcome {
+    /// There was no row: backup encryption is off.
+    Absent,
+    /// The row's server wrapping opens with this instance's key.
+    Kept,
+    /// The row was rewrapped with this instance's key (the password was known).
+    Rewrapped,
+    /// The row could not be kept; backup encryption is off.
+    TurnedOff,
+}
+
 /// Where the key store row lives (Framerr's database).
 #[async_trait]
 pub trait KeyStore: Send + Sync {

@@ -6,6 +6,7 @@
 //! runtime, no database driver, no object store client, and never reads
 //! the file system or the system clock; `tests/architecture.rs` checks it.
 
+pub mod auth;
 pub mod busy;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -22,6 +23,7 @@ pub mod ports;
 pub mod restore;
 pub mod retention;
 pub mod schedule;
+pub mod scheduler;
 pub mod timefmt;
 
 pub use busy::{BusyFlag, BusyGuard};

@@ -1,1 +1,99 @@
-//! Filled by a later issue.
+//! Framerr's backup API (spec section 8) on axum, so Framerr's web UI works
+//! against this server unchanged: `fn router(state) -> Router`, mounted at
+//! `/api/backup` and `/api/auth/setup`.
+//!
+//! Ports come in as trait objects in [`AppState`]; this crate alone maps
+//! errors to HTTP statuses (`error.rs`).
+
+mod auth;
+mod backups;
+mod encryption;
+mod error;
+mod events;
+mod health;
+mod restore;
+mod schedule;
+pub mod scheduler;
+mod setup;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use tokio::sync::broadcast;
+use zeroize::Zeroizing;
+
+use backup_crypto::InstanceKey;
+use backup_domain::auth::Sessions;
+use backup_domain::encryption::KeyStore;
+use backup_domain::ports::{FieldCipher, Progress, ProgressEvent};
+use backup_domain::scheduler::ScheduledBackups;
+use backup_instance::Instance;
+
+pub use error::{ApiError, ApiResult};
+pub use setup::SetupRestores;
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct AppState {
+    pub backups: ScheduledBackups,
+    pub sessions: Arc<dyn Sessions>,
+    pub key_store: Arc<dyn KeyStore>,
+    pub server_key: Option<InstanceKey>,
+    pub cipher: Option<Arc<dyn FieldCipher>>,
+    pub instance: Instance,
+    pub events: broadcast::Sender<ProgressEvent>,
+    /// Wakes the scheduler when the schedule changes.
+    pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// `Authorization: Bearer` for headless use, when configured.
+    pub bearer_token: Option<Arc<Zeroizing<String>>>,
+    /// Uploads (setup restore, restore on a running instance) are staged here.
+    pub work_dir: PathBuf,
+    pub upload_limit: u64,
+    pub setup: SetupRestores,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("work_dir", &self.work_dir).finish_non_exhaustive()
+    }
+}
+
+/// Sends use-case progress to every SSE listener; a slow listener misses
+/// events rather than slowing a backup down.
+#[derive(Debug, Clone)]
+pub struct BroadcastProgress(pub broadcast::Sender<ProgressEvent>);
+
+impl Progress for BroadcastProgress {
+    fn report(&self, event: ProgressEvent) {
+        let _ = self.0.send(event);
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let backup = Router::new()
+        .route("/create", post(backups::create))
+        .route("/list", get(backups::list))
+        .route("/download/{filename}", get(backups::download))
+        .route("/status", get(backups::status))
+        .route("/schedule", get(schedule::get_schedule).put(schedule::put_schedule))
+        .route("/encryption/status", get(encryption::status))
+        .route("/encryption/enable", post(encryption::enable))
+        .route("/encryption/disable", post(encryption::disable))
+        .route("/encryption/reset-password", post(encryption::reset_password))
+        .route("/events", get(events::events))
+        .route("/health", get(health::health))
+        .route("/restore", post(restore::restore_running))
+        .route("/{filename}", delete(backups::remove))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    let setup = Router::new().route("/restore", post(setup::restore)).route("/restore/decrypt", post(setup::decrypt));
+    Router::new()
+        .nest("/api/backup", backup)
+        .nest("/api/auth/setup", setup)
+        // Uploads are streamed to disk with our own limit; axum's 2 MB
+        // default would refuse every real backup.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

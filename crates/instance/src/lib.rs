@@ -35,8 +35,7 @@ use backup_store_fs::temporary_name;
 
 use journal::{Item, Journal, State};
 
-pub use backup_domain::encryption::KeyStoreRow;
-pub use backup_sqlite::restored::KeyStoreOutcome;
+pub use backup_domain::encryption::{KeyStoreOutcome, KeyStoreRow};
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
 const STAGING_PREFIX: &str = ".framerr-restore-";

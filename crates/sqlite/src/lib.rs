@@ -186,3 +186,47 @@ impl Database for SqliteDatabase {
 
 /// Journal mode for databases this crate writes from scratch.
 pub(crate) const SNAPSHOT_JOURNAL: SqliteJournalMode = SqliteJournalMode::Delete;
+
+#[async_trait]
+impl backup_domain::auth::Sessions for SqliteDatabase {
+    async fn session_user(
+        &self,
+        token: &str,
+        now_unix: i64,
+    ) -> Result<Option<backup_domain::auth::SessionUser>, DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        if !table_exists(&mut conn, "sessions").await.map_err(|e| map_err(&path, e))? {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT u.id, u.group_id FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token = ? AND s.expires_at > ?",
+        )
+        .bind(token)
+        .bind(now_unix)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| map_err(&path, e))?;
+        let _ = conn.close().await;
+        Ok(row.map(|r| backup_domain::auth::SessionUser {
+            user_id: r.try_get(0).unwrap_or_default(),
+            is_admin: r.try_get::<String, _>(1).is_ok_and(|g| g == "admin"),
+        }))
+    }
+
+    async fn any_user(&self) -> Result<bool, DbError> {
+        if !self.path.exists() {
+            return Ok(false);
+        }
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        if !table_exists(&mut conn, "users").await.map_err(|e| map_err(&path, e))? {
+            return Ok(false);
+        }
+        let n: i64 =
+            sqlx::query("SELECT count(*) FROM users").fetch_one(&mut conn).await.map_err(|e| map_err(&path, e))?.get(0);
+        let _ = conn.close().await;
+        Ok(n > 0)
+    }
+}

@@ -7,24 +7,12 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use backup_domain::DbError;
 use backup_domain::credentials::looks_encrypted;
+pub use backup_domain::encryption::KeyStoreOutcome;
 use backup_domain::encryption::KeyStoreRow;
 use backup_domain::manifest::PURGED_ON_RESTORE;
 use backup_domain::ports::FieldCipher;
 
 use crate::{connect, ident, map_err, table_exists};
-
-/// What happened to the `backup_encryption` row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStoreOutcome {
-    /// There was no row: backup encryption is off.
-    Absent,
-    /// The row's server wrapping opens with this instance's key.
-    Kept,
-    /// The row was rewrapped with this instance's key (the password was known).
-    Rewrapped,
-    /// The row could not be kept; backup encryption is off.
-    TurnedOff,
-}
 
 /// How to treat the `backup_encryption` row: return `Some(new mbk_server)`
 /// to keep the row (the same value when it already opens with this

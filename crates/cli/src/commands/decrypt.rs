@@ -2,7 +2,6 @@
 //! decrypted into a temporary file, which is used only once its tag has
 //! verified, and removed whatever happens.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use backup_crypto::envelope;
@@ -29,19 +28,9 @@ pub(crate) async fn decrypt(file: &Path, work_dir: &Path, password_stdin: bool) 
     std::fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let decrypted = Decrypted { path: work_dir.join(temporary_name(UPLOAD_PREFIX, "decrypted.zip")), password };
     let (source, target, password) = (file.to_owned(), decrypted.path.clone(), decrypted.password.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut input = BufReader::with_capacity(
-            256 * 1024,
-            std::fs::File::open(&source).map_err(|e| format!("{}: {e}", source.display()))?,
-        );
-        let (header, _) = envelope::read_header(&mut input).map_err(|e| e.to_string())?;
-        let mbk = envelope::unwrap_mbk(&header, password.expose()).map_err(|e| e.to_string())?;
-        let out = std::fs::File::create_new(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
-        envelope::decrypt_payload(&header, &mbk, &mut input, &mut out).map_err(|e| e.to_string())?;
-        out.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
+    tokio::task::spawn_blocking(move || envelope::decrypt_file(&source, &target, password.expose()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     Ok(decrypted)
 }

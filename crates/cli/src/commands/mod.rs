@@ -7,6 +7,7 @@ mod delete;
 mod encryption;
 mod list;
 mod restore;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
         Command::Verify(a) => verify::run(&settings, a).await,
         Command::Restore(a) => restore::run(&settings, a).await,
         Command::Encryption(c) => encryption::run(&settings, c).await,
+        Command::Serve(a) => serve::run(&settings, a).await,
     }
 }
 

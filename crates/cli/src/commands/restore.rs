@@ -3,12 +3,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use backup_crypto::keywrap;
 use backup_domain::detect::{DETECT_LEN, detect};
 use backup_domain::name::BackupFormat;
 use backup_domain::restore::RestoreLimits;
 use backup_domain::{BackupKind, BackupName};
-use backup_instance::{KeyStoreOutcome, KeyStoreRow, RestoreOptions};
+use backup_instance::{KeyStoreOutcome, RestoreOptions};
 
 use super::{CliResult, creator, instance};
 use crate::args::RestoreArgs;
@@ -61,18 +60,7 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     let password = decrypted.as_ref().map(|d| d.password.clone());
     let instance = instance(settings);
     let cipher = settings.cipher();
-    let server_kek = settings.key.as_ref().map(|k| k.as_kek());
-    // The key store row is kept when this instance's key opens it; rewrapped
-    // when the restore had the password; otherwise backup encryption is
-    // turned off, since its key could no longer be used.
-    let key_store = move |row: &KeyStoreRow| {
-        let kek = server_kek.as_ref()?;
-        if keywrap::unwrap(&row.mbk_server, kek).is_ok() {
-            return Some((row.mbk_server.clone(), KeyStoreOutcome::Kept));
-        }
-        let mbk = backup_crypto::manage::unwrap_with_password(row, password.as_ref()?).ok()?;
-        Some((keywrap::wrap(&mbk, kek), KeyStoreOutcome::Rewrapped))
-    };
+    let key_store = backup_crypto::manage::restored_key_store(settings.key.as_ref(), password.as_ref());
     let mut limits = RestoreLimits::default();
     if let Some(max) = args.max_size {
         limits.max_total = max;

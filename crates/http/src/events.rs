@@ -1,0 +1,52 @@
+//! Progress as server-sent events, with Framerr's event names.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use backup_domain::ports::ProgressEvent;
+use backup_domain::timefmt::to_iso_millis;
+
+use crate::AppState;
+
+pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
+    let (name, data) = match event {
+        ProgressEvent::Started { id, kind } => ("backup:started", json!({ "id": id, "type": kind })),
+        ProgressEvent::Progress { id, step, percent } => {
+            ("backup:progress", json!({ "id": id, "step": step, "percent": percent }))
+        }
+        ProgressEvent::Complete { id, filename, size } => {
+            ("backup:complete", json!({ "id": id, "filename": filename, "size": size }))
+        }
+        ProgressEvent::Error { id, error } => ("backup:error", json!({ "id": id, "error": error })),
+        ProgressEvent::ScheduledFailed { error, timestamp } => {
+            ("backup:scheduled-failed", json!({ "error": error, "timestamp": to_iso_millis(*timestamp) }))
+        }
+        _ => return None,
+    };
+    Some(Event::default().event(name).data(data.to_string()))
+}
+
+pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.events.subscribe();
+    let stream = futures::stream::unfold(receiver, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    if let Some(e) = to_event(&event) {
+                        return Some((Ok(e), rx));
+                    }
+                }
+                // A slow client skips what it missed.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,471 @@
+//! The server over real HTTP on 127.0.0.1: every route, the auth matrix,
+//! error shapes, SSE during a create, downloads byte for byte, setup
+//! restore with its limits, and SIGTERM during a backup.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python_ok};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "headless-token-for-tests";
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(inst: &Instance, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = inst
+        .command(&args)
+        .env("FRAMERR_BACKUP_TOKEN", TOKEN)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, base }
+}
+
+/// Adds live sessions: admin, non-admin, and an expired admin one.
+fn add_sessions(inst: &Instance) {
+    python_ok(
+        "import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1])\nnow=int(time.time())\nfor t,u,e in [('admin-live','u-admin',now+3600),('alice-live','u-alice',now+3600),('admin-expired','u-admin',now-10)]:\n    c.execute('INSERT INTO sessions(token,user_id,expires_at) VALUES(?,?,?)',(t,u,e))\nc.commit()",
+        &[&inst.db()],
+    );
+}
+
+/// Turns the fixture's schedule off, so no catch-up backup runs at start.
+fn schedule_off(inst: &Instance) {
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE system_config SET value='{\\\"enabled\\\":false,\\\"frequency\\\":\\\"daily\\\",\\\"hour\\\":3,\\\"maxBackups\\\":5}' WHERE key='backupSchedule'\")\nc.commit()",
+        &[&inst.db()],
+    );
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+fn admin(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    req.header("Cookie", "theme=dark; sessionId=admin-live")
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_matrix_covers_every_route() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    let server = serve(&inst, &[]);
+    let c = client();
+    let routes: &[(&str, &str)] = &[
+        ("POST", "/api/backup/create"),
+        ("GET", "/api/backup/list"),
+        ("GET", "/api/backup/download/framerr-manual-2026-11-26T22-17-29.zip"),
+        ("DELETE", "/api/backup/framerr-manual-2026-11-26T22-17-29.zip"),
+        ("GET", "/api/backup/status"),
+        ("GET", "/api/backup/schedule"),
+        ("PUT", "/api/backup/schedule"),
+        ("GET", "/api/backup/encryption/status"),
+        ("POST", "/api/backup/encryption/enable"),
+        ("POST", "/api/backup/encryption/disable"),
+        ("POST", "/api/backup/encryption/reset-password"),
+        ("GET", "/api/backup/events"),
+        ("GET", "/api/backup/health"),
+        ("POST", "/api/backup/restore"),
+    ];
+    for (method, path) in routes {
+        let url = format!("{}{path}", server.base);
+        let req = |cookie: Option<&str>| {
+            let r = c.request(method.parse().unwrap(), &url);
+            match cookie {
+                Some(v) => r.header("Cookie", v),
+                None => r,
+            }
+        };
+        let (s, body) = json_of(req(None).send().await.unwrap()).await;
+        assert_eq!((s, &body), (StatusCode::UNAUTHORIZED, &json!({"error": "Not authenticated"})), "{method} {path}");
+        let (s, _) = json_of(req(Some("sessionId=admin-expired")).send().await.unwrap()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} expired");
+        let (s, _) = json_of(req(Some("sessionId=no-such-session")).send().await.unwrap()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} unknown");
+        let (s, body) = json_of(req(Some("sessionId=alice-live")).send().await.unwrap()).await;
+        assert_eq!((s, &body), (StatusCode::FORBIDDEN, &json!({"error": "Admin access required"})), "{method} {path}");
+        let wrong = c.request(method.parse().unwrap(), &url).bearer_auth("wrong").send().await.unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{method} {path} wrong bearer");
+    }
+    let ok = c.get(format!("{}/api/backup/status", server.base)).send();
+    assert_eq!(
+        admin(c.get(format!("{}/api/backup/status", server.base))).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    drop(ok);
+    let bearer = c.get(format!("{}/api/backup/status", server.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(json_of(bearer).await, (StatusCode::OK, json!({"inProgress": false})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_list_download_delete_with_live_progress() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let server = serve(&inst, &[]);
+    let c = client();
+    // Listen for events first.
+    let events = admin(c.get(format!("{}/api/backup/events", server.base))).send().await.unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut stream = events.bytes_stream();
+
+    let (s, created) = json_of(admin(c.post(format!("{}/api/backup/create", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    assert_eq!(created["success"], true);
+    let filename = created["filename"].as_str().unwrap().to_owned();
+
+    let mut text = String::new();
+    while !text.contains("event: backup:complete") {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(names.first(), Some(&"backup:started"), "{names:?}");
+    assert_eq!(names.last(), Some(&"backup:complete"));
+    assert!(names[1..names.len() - 1].iter().all(|n| *n == "backup:progress") && names.len() > 3, "{names:?}");
+    let complete: Value = serde_json::from_str(
+        text.lines().skip_while(|l| *l != "event: backup:complete").find_map(|l| l.strip_prefix("data: ")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(complete["filename"], filename.as_str());
+    assert_eq!(complete["size"], created["size"]);
+
+    let (s, list) = json_of(admin(c.get(format!("{}/api/backup/list", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["backups"][0]["filename"], filename.as_str());
+    assert_eq!(list["backups"][0]["type"], "manual");
+    assert_eq!(list["backups"][0]["encrypted"], false);
+    assert_eq!(list["totalSize"], created["size"]);
+
+    let resp = admin(c.get(format!("{}/api/backup/download/{filename}", server.base))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/zip");
+    assert_eq!(resp.headers()["content-disposition"], format!("attachment; filename=\"{filename}\"").as_str());
+    let length: u64 = resp.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let bytes = resp.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, length);
+    assert!(bytes == std::fs::read(inst.backups().join(&filename)).unwrap(), "download differs from the file");
+
+    for bad in ["nope.zip", "framerr-manual-2026-01-01T00-00-00.zip", "..%2F..%2Fetc%2Fpasswd"] {
+        let resp = admin(c.get(format!("{}/api/backup/download/{bad}", server.base))).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+    std::fs::write(inst.backups().join("framerr-safety-2026-01-01T00-00-00.zip"), b"x").unwrap();
+    let (s, body) = json_of(
+        admin(c.delete(format!("{}/api/backup/framerr-safety-2026-01-01T00-00-00.zip", server.base)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"].is_string());
+    let (s, _) = json_of(
+        admin(c.delete(format!("{}/api/backup/framerr-manual-2020-01-01T00-00-00.zip", server.base)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) =
+        json_of(admin(c.delete(format!("{}/api/backup/{filename}", server.base))).send().await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::OK, json!({"success": true})));
+    assert!(!inst.backups().join(&filename).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_encryption_health_and_restore_routes() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let server = serve(&inst, &["--time-zone", "Europe/Berlin"]);
+    let c = client();
+    let url = |p: &str| format!("{}/api/backup{p}", server.base);
+
+    let (s, got) = json_of(admin(c.get(url("/schedule"))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["schedule"]["maxBackups"], 5);
+    assert!(got["status"]["nextBackup"].is_null() && got["status"]["isRunning"] == false, "{got}");
+    let (s, body) =
+        json_of(admin(c.put(url("/schedule"))).json(&json!({"enabled": true, "hour": 24})).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("hour must be a whole number from 0 to 23"));
+    let (s, _) = json_of(admin(c.put(url("/schedule"))).json(&json!({"hour": 4})).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "enabled is required");
+    let put = json!({"enabled": true, "frequency": "weekly", "dayOfWeek": 1, "hour": 4, "maxBackups": 30});
+    let (s, body) = json_of(admin(c.put(url("/schedule"))).json(&put).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    assert_eq!(body["schedule"]["maxBackups"], 30);
+    // 04:00 in Berlin is 02:00 or 03:00 UTC.
+    let next = body["status"]["nextBackup"].as_str().unwrap();
+    assert!(next.contains("T02:00:00.000Z") || next.contains("T03:00:00.000Z"), "{next}");
+    let (_, got) = json_of(admin(c.get(url("/schedule"))).send().await.unwrap()).await;
+    assert_eq!(got["schedule"]["dayOfWeek"], 1);
+
+    let (_, health) = json_of(admin(c.get(url("/health"))).send().await.unwrap()).await;
+    assert_eq!(health["scheduleEnabled"], true);
+    assert_eq!(health["timeZone"], "Europe/Berlin");
+    assert!(health["nextRun"].is_string());
+
+    assert_eq!(
+        json_of(admin(c.get(url("/encryption/status"))).send().await.unwrap()).await,
+        (StatusCode::OK, json!({"enabled": false}))
+    );
+    let (s, _) = json_of(admin(c.post(url("/encryption/enable"))).json(&json!({})).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, body) =
+        json_of(admin(c.post(url("/encryption/enable"))).json(&json!({"password": "short"})).send().await.unwrap())
+            .await;
+    assert_eq!(
+        (s, body["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "Password must be at least 8 characters")
+    );
+    let (s, body) = json_of(
+        admin(c.post(url("/encryption/disable"))).json(&json!({"password": "whatever1"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    let (s, body) = json_of(
+        admin(c.post(url("/encryption/enable"))).json(&json!({"password": "first password"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((s, body["enabled"].clone()), (StatusCode::OK, json!(true)));
+    let (s, _) = json_of(
+        admin(c.post(url("/encryption/enable"))).json(&json!({"password": "first password"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // An encrypted backup, then a password reset that re-headers it.
+    let (_, created) = json_of(admin(c.post(url("/create"))).send().await.unwrap()).await;
+    let name = created["filename"].as_str().unwrap().to_owned();
+    assert!(name.ends_with(".framerr-backup"));
+    let (s, body) = json_of(
+        admin(c.post(url("/encryption/reset-password")))
+            .json(&json!({"newPassword": "second password"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.get("rewriteErrors").is_none(), "{body}");
+    let (s, body) = json_of(
+        admin(c.post(url("/encryption/disable"))).json(&json!({"password": "first password"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Incorrect password"})));
+
+    // Restore on the running instance: the encrypted backup, with its password.
+    let (s, body) = json_of(
+        admin(c.post(url("/restore")))
+            .json(&json!({"filename": name, "password": "first password"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
+    let (s, body) = json_of(
+        admin(c.post(url("/restore")))
+            .json(&json!({"filename": name, "password": "second password"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["safetyBackup"].as_str().unwrap().starts_with("framerr-safety-"));
+    // Sessions were purged: the admin must sign in again.
+    let (s, _) = json_of(admin(c.get(url("/status"))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_restore_plain_and_encrypted_with_its_limits() {
+    let c = client();
+    // An instance with no user yet.
+    let mut inst = Instance::empty();
+    inst.key = Some(backup_e2e::FIXTURE_KEY.into());
+    let server = serve(&inst, &[]);
+    let url = |p: &str| format!("{}/api/auth/setup{p}", server.base);
+    let upload = |path: std::path::PathBuf| {
+        let bytes = std::fs::read(path).unwrap();
+        reqwest::multipart::Form::new().part("backup", reqwest::multipart::Part::bytes(bytes).file_name("backup"))
+    };
+    // Not a backup.
+    let (s, body) =
+        json_of(c.post(url("/restore")).multipart(upload(fixtures().join("golden.json"))).send().await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::BAD_REQUEST, json!({"error": "Not a valid Framerr backup file"})));
+    // Encrypted: held for its password.
+    let encrypted = fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.framerr-backup");
+    let (s, body) = json_of(c.post(url("/restore")).multipart(upload(encrypted.clone())).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["encrypted"], true);
+    let id = body["restoreId"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36);
+    let (s, _) = json_of(
+        c.post(url("/restore/decrypt")).json(&json!({"restoreId": "nope", "password": "x"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let try_pw = |pw: &str| c.post(url("/restore/decrypt")).json(&json!({"restoreId": id, "password": pw})).send();
+    let (s, body) = json_of(try_pw("wrong 1").await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::UNAUTHORIZED, json!({"error": "Incorrect password", "attemptsRemaining": 4})));
+    let (s, body) = json_of(try_pw("wrong 2").await.unwrap()).await;
+    assert_eq!((s, body["retryAfter"].clone()), (StatusCode::TOO_MANY_REQUESTS, json!(1)));
+    for remaining in [3, 2, 1, 0] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (s, body) = json_of(try_pw("wrong again").await.unwrap()).await;
+        assert_eq!((s, body["attemptsRemaining"].clone()), (StatusCode::UNAUTHORIZED, json!(remaining)));
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, _) = json_of(try_pw(FIXTURE_PASSWORD).await.unwrap()).await;
+    assert_eq!(s, StatusCode::GONE, "after 5 failures the upload is gone");
+    // A new upload with the right password restores.
+    let (_, body) = json_of(c.post(url("/restore")).multipart(upload(encrypted)).send().await.unwrap()).await;
+    let id2 = body["restoreId"].as_str().unwrap().to_owned();
+    let (s, body) = json_of(
+        c.post(url("/restore/decrypt"))
+            .json(&json!({"restoreId": id2, "password": FIXTURE_PASSWORD}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, body), (StatusCode::OK, json!({"success": true})));
+    // Now a user exists: setup restore is closed.
+    let plain = fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip");
+    let (s, body) = json_of(c.post(url("/restore")).multipart(upload(plain)).send().await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Restore is only available during initial setup"})));
+    // The uploads of both sessions are gone.
+    let left: Vec<String> = std::fs::read_dir(inst.backups())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("upload")).collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_the_limit_are_refused() {
+    let c = client();
+    let inst = Instance::empty();
+    let server = serve(&inst, &["--upload-limit", "10000"]);
+    let bytes = std::fs::read(fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip")).unwrap();
+    let form =
+        reqwest::multipart::Form::new().part("backup", reqwest::multipart::Part::bytes(bytes).file_name("b.zip"));
+    let (s, body) =
+        json_of(c.post(format!("{}/api/auth/setup/restore", server.base)).multipart(form).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("upload limit"));
+    assert!(!inst.db().exists());
+}
+
+/// A database big enough that a backup takes a while.
+fn add_ballast(inst: &Instance, mib: u32) {
+    python_ok(
+        &format!(
+            "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute('CREATE TABLE ballast(b)')\nc.execute('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < {}) INSERT INTO ballast SELECT randomblob(1024) FROM n')\nc.commit()",
+            mib * 1024
+        ),
+        &[&inst.db()],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_backup_at_a_time_and_sigterm_leaves_nothing_partial() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    add_ballast(&inst, 150);
+    let mut server = serve(&inst, &["--threads", "1"]);
+    let c = client();
+    let events = admin(c.get(format!("{}/api/backup/events", server.base))).send().await.unwrap();
+    let mut stream = events.bytes_stream();
+    let first = tokio::spawn(admin(c.post(format!("{}/api/backup/create", server.base))).send());
+    let mut text = String::new();
+    while !text.contains("event: backup:progress") {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (s, body) = json_of(admin(c.post(format!("{}/api/backup/create", server.base))).send().await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::CONFLICT, json!({"error": "A backup is already in progress"})));
+    assert_eq!(
+        json_of(admin(c.get(format!("{}/api/backup/status", server.base))).send().await.unwrap()).await.1,
+        json!({"inProgress": true})
+    );
+    // SIGTERM mid-backup.
+    std::process::Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = first.await;
+    let left: Vec<String> = std::fs::read_dir(inst.backups())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_schedule_catches_up_at_start_and_records_last_backup() {
+    // The fixture's schedule is enabled and has never run.
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    let server = serve(&inst, &[]);
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, got) =
+            json_of(admin(c.get(format!("{}/api/backup/schedule", server.base))).send().await.unwrap()).await;
+        if got["schedule"]["lastBackup"].is_string() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no catch-up backup: {got}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, list) = json_of(admin(c.get(format!("{}/api/backup/list", server.base))).send().await.unwrap()).await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["backups"][0]["type"], "scheduled");
+    let (_, health) = json_of(admin(c.get(format!("{}/api/backup/health", server.base))).send().await.unwrap()).await;
+    assert_eq!(health["overdue"], false, "{health}");
+    assert!(health["lastSuccess"].is_string() && health["lastError"].is_null(), "{health}");
+}
