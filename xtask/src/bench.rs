@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -20,6 +20,7 @@ struct Options {
     threads: Option<usize>,
     keep: Option<PathBuf>,
     shell: bool,
+    load: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -36,7 +37,7 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true };
+    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -46,6 +47,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--threads" => o.threads = Some(value()?.parse().map_err(|_| "bad --threads")?),
             "--keep" => o.keep = Some(PathBuf::from(value()?)),
             "--no-shell" => o.shell = false,
+            "--load" => o.load = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -167,6 +169,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     };
     build_instance(&dir, o.size)?;
     let data = dir.join("data");
+    if o.load {
+        return crate::load::run(&bin, &data);
+    }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
     let ours = format!(

@@ -5,6 +5,7 @@
 //! - `bench`: the benchmarks (see docs/PERFORMANCE.md).
 
 mod bench;
+mod load;
 mod tools;
 
 use std::process::{Command, ExitCode};

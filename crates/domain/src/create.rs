@@ -215,17 +215,13 @@ impl Creator {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use async_trait::async_trait;
     use futures::io::AsyncWriteExt;
-    use futures_io::AsyncRead;
     use mockall::mock;
     use time::OffsetDateTime;
     use time::macros::datetime;
 
     use super::*;
-    use crate::manifest::Assets;
     use crate::memory::MemoryStore;
     use crate::ports::Snapshot;
     use crate::schedule::Schedule;
@@ -240,65 +236,7 @@ mod tests {
         }
     }
 
-    struct FakeSnapshot;
-
-    #[async_trait]
-    impl Snapshot for FakeSnapshot {
-        fn user_version(&self) -> i64 {
-            48
-        }
-        fn size(&self) -> u64 {
-            3
-        }
-        async fn open(&self) -> Result<Box<dyn AsyncRead + Send + Unpin>, DbError> {
-            Ok(Box::new(futures::io::Cursor::new(b"abc".to_vec())))
-        }
-    }
-
-    /// Writes a fixed body, or fails half way through.
-    struct FakeArchiver {
-        fail: bool,
-    }
-
-    #[async_trait]
-    impl Archiver for FakeArchiver {
-        async fn assets(&self) -> Assets {
-            Assets { profile_pictures: true, custom_icons: false, favicon: false }
-        }
-        async fn write(
-            &self,
-            _snapshot: &dyn Snapshot,
-            manifest: Manifest,
-            out: &mut (dyn AsyncWrite + Send + Unpin),
-            progress: &(dyn Fn(u8) + Send + Sync),
-        ) -> Result<Manifest, ArchiveError> {
-            out.write_all(b"PK\x03\x04 half").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
-            progress(50);
-            if self.fail {
-                return Err(ArchiveError::Source { path: "upload/custom-icons/x.png".into(), detail: "denied".into() });
-            }
-            out.write_all(b" and the rest").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
-            progress(100);
-            Ok(manifest)
-        }
-    }
-
-    struct FixedClock(OffsetDateTime);
-
-    impl Clock for FixedClock {
-        fn now(&self) -> OffsetDateTime {
-            self.0
-        }
-    }
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<ProgressEvent>>);
-
-    impl Progress for Recorder {
-        fn report(&self, event: ProgressEvent) {
-            self.0.lock().unwrap().push(event);
-        }
-    }
+    use crate::testkit::{FakeArchiver, FakeSnapshot, FixedClock, Recorder};
 
     const NOW: OffsetDateTime = datetime!(2026-11-26 03:00:00.250 UTC);
 
@@ -308,7 +246,7 @@ mod tests {
             db: Arc::new(db),
             store: Arc::new(store.clone()),
             archiver: Arc::new(FakeArchiver { fail }),
-            clock: Arc::new(FixedClock(NOW)),
+            clock: Arc::new(FixedClock::at(NOW)),
             progress: recorder.clone(),
             busy: BusyFlag::default(),
             envelope: Arc::new(crate::encryption::NoEnvelope),
@@ -353,7 +291,7 @@ mod tests {
                 names(&store).await,
                 ["framerr-manual-2026-11-26T03-00-00.zip", "framerr-safety-2025-01-01T00-00-00.zip"]
             );
-            let events = recorder.0.lock().unwrap();
+            let events = recorder.events();
             assert!(matches!(events.first(), Some(ProgressEvent::Started { kind: BackupKind::Manual, .. })));
             assert!(matches!(events.last(), Some(ProgressEvent::Complete { size: 22, .. })));
             let percents: Vec<u8> = events
@@ -390,7 +328,7 @@ mod tests {
             let err = creator.create(BackupKind::Scheduled).await.unwrap_err();
             assert!(err.to_string().contains("x.png"), "{err}");
             assert_eq!(names(&store).await.len(), 2);
-            assert!(matches!(recorder.0.lock().unwrap().last(), Some(ProgressEvent::Error { .. })));
+            assert!(matches!(recorder.events().last(), Some(ProgressEvent::Error { .. })));
             assert!(!creator.busy.is_busy(), "the busy flag must be lowered after a failure");
         });
     }

@@ -16,6 +16,7 @@ pub mod detect;
 pub mod encryption;
 pub mod error;
 pub mod kind;
+pub mod listing;
 pub mod manifest;
 pub mod memory;
 pub mod name;
@@ -24,6 +25,8 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod scheduler;
+#[cfg(test)]
+mod testkit;
 pub mod timefmt;
 
 pub use busy::{BusyFlag, BusyGuard};

@@ -86,3 +86,160 @@ impl ScheduledBackups {
         self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::executor::block_on;
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::busy::BusyFlag;
+    use crate::encryption::NoEnvelope;
+    use crate::memory::MemoryStore;
+    use crate::ports::{BackupStore, Clock};
+    use crate::retention::MaxBackups;
+    use crate::schedule::Frequency;
+    use crate::testkit::{FakeArchiver, FixedClock, MemoryDb, Recorder, shared};
+    use futures::io::AsyncWriteExt;
+
+    struct World {
+        scheduler: ScheduledBackups,
+        clock: Arc<FixedClock>,
+        db: Arc<MemoryDb>,
+        store: MemoryStore,
+        recorder: Arc<Recorder>,
+    }
+
+    fn world(schedule: Option<Schedule>, zone: &str, now: OffsetDateTime, fail: bool) -> World {
+        let (clock, db, recorder) =
+            (shared(FixedClock::at(now)), shared(MemoryDb::default()), shared(Recorder::default()));
+        *db.schedule.lock().unwrap() = schedule;
+        let store = MemoryStore::default();
+        let creator = Creator {
+            db: db.clone(),
+            store: Arc::new(store.clone()),
+            archiver: Arc::new(FakeArchiver { fail }),
+            clock: clock.clone(),
+            progress: recorder.clone(),
+            busy: BusyFlag::default(),
+            envelope: Arc::new(NoEnvelope),
+        };
+        World { scheduler: ScheduledBackups::new(creator, Zone::named(zone).unwrap()), clock, db, store, recorder }
+    }
+
+    fn daily(hour: u8, max: u64) -> Schedule {
+        Schedule { enabled: true, hour, max_backups: MaxBackups::new(max).unwrap(), ..Schedule::default() }
+    }
+
+    /// Drives the scheduler as its timer would: jump to each next run, run it.
+    fn simulate(w: &World, until: OffsetDateTime) -> Vec<OffsetDateTime> {
+        let mut runs = Vec::new();
+        block_on(async {
+            loop {
+                let Some(next) = w.scheduler.next_run(w.clock.now()).await else { break };
+                if next > until {
+                    break;
+                }
+                w.clock.set(next);
+                w.scheduler.run().await.unwrap();
+                runs.push(next);
+            }
+        });
+        runs
+    }
+
+    #[test]
+    fn a_daily_schedule_runs_once_a_day_across_spring_forward_and_keeps_the_newest() {
+        // Berlin, 02:00 daily, through the 2026-03-29 spring-forward day.
+        let start = datetime!(2026-03-26 12:00 UTC);
+        let w = world(Some(Schedule { last_backup: Some(start), ..daily(2, 3) }), "Europe/Berlin", start, false);
+        let runs = simulate(&w, datetime!(2026-04-01 12:00 UTC));
+        assert_eq!(
+            runs,
+            [
+                datetime!(2026-03-27 01:00 UTC),
+                datetime!(2026-03-28 01:00 UTC),
+                // 02:00 does not exist that day: once, at 03:00 CEST.
+                datetime!(2026-03-29 01:00 UTC),
+                datetime!(2026-03-30 00:00 UTC),
+                datetime!(2026-03-31 00:00 UTC),
+                datetime!(2026-04-01 00:00 UTC),
+            ]
+        );
+        // Retention kept the newest three; lastBackup is the last run.
+        let mut kept: Vec<String> = block_on(w.store.list()).unwrap().iter().map(|b| b.name.to_string()).collect();
+        kept.sort();
+        assert_eq!(kept.len(), 3);
+        assert!(kept[2].starts_with("framerr-scheduled-2026-04-01T00-00-00"), "{kept:?}");
+        assert_eq!(w.db.schedule.lock().unwrap().as_ref().unwrap().last_backup, Some(datetime!(2026-04-01 00:00 UTC)));
+    }
+
+    #[test]
+    fn a_fall_back_day_runs_once_and_weekly_runs_on_its_day() {
+        let start = datetime!(2026-10-23 12:00 UTC);
+        let w = world(Some(Schedule { last_backup: Some(start), ..daily(2, 30) }), "Europe/Berlin", start, false);
+        let runs = simulate(&w, datetime!(2026-10-27 12:00 UTC));
+        // 2026-10-25: 02:00 happens twice; one run, at the first.
+        assert_eq!(runs.iter().filter(|r| r.date() == time::macros::date!(2026 - 10 - 25)).count(), 1);
+        assert_eq!(runs.len(), 4);
+
+        let weekly =
+            Schedule { frequency: Frequency::Weekly, day_of_week: 0, last_backup: Some(start), ..daily(3, 30) };
+        let w = world(Some(weekly), "UTC", start, false);
+        let runs = simulate(&w, start + Duration::days(21));
+        assert_eq!(runs.len(), 3);
+        assert!(runs.iter().all(|r| r.weekday() == time::Weekday::Sunday && r.hour() == 3));
+    }
+
+    #[test]
+    fn catch_up_at_start_runs_once_and_records_last_backup() {
+        let now = datetime!(2026-11-26 12:00 UTC);
+        let w = world(Some(daily(3, 10)), "UTC", now, false);
+        block_on(async {
+            assert!(w.scheduler.missed(now).await, "never ran");
+            w.scheduler.run().await.unwrap();
+            assert!(!w.scheduler.missed(now).await);
+            assert_eq!(w.db.schedule.lock().unwrap().as_ref().unwrap().last_backup, Some(now));
+            assert_eq!(w.scheduler.health().last_success, Some(now));
+            // A day and two hours later it is due again, not before.
+            assert!(!w.scheduler.missed(now + Duration::hours(26)).await);
+            assert!(w.scheduler.missed(now + Duration::hours(26) + Duration::seconds(1)).await);
+            // Disabled: never missed.
+            let mut off = daily(3, 10);
+            off.enabled = false;
+            *w.db.schedule.lock().unwrap() = Some(off);
+            assert!(!w.scheduler.missed(now + Duration::days(30)).await);
+            assert_eq!(w.scheduler.next_run(now).await, None);
+        });
+    }
+
+    #[test]
+    fn a_failed_run_records_nothing_deletes_nothing_and_says_so() {
+        let now = datetime!(2026-11-26 12:00 UTC);
+        let last = datetime!(2026-11-20 03:00 UTC);
+        let w = world(Some(Schedule { last_backup: Some(last), ..daily(3, 1) }), "UTC", now, true);
+        block_on(async {
+            for n in ["framerr-scheduled-2026-11-01T03-00-00.zip", "framerr-scheduled-2026-11-02T03-00-00.zip"] {
+                let mut up = w.store.create(&crate::BackupName::parse(n).unwrap()).await.unwrap();
+                up.write_all(b"old").await.unwrap();
+                up.commit().await.unwrap();
+            }
+            assert!(w.scheduler.run().await.is_err());
+        });
+        assert_eq!(block_on(w.store.list()).unwrap().len(), 2, "retention ran after a failure");
+        assert_eq!(w.db.schedule.lock().unwrap().as_ref().unwrap().last_backup, Some(last));
+        let failed = w
+            .recorder
+            .events()
+            .into_iter()
+            .any(|e| matches!(e, ProgressEvent::ScheduledFailed { timestamp, .. } if timestamp == now));
+        assert!(failed, "no backup:scheduled-failed event");
+        let health = w.scheduler.health();
+        assert!(
+            health.last_success.is_none() && health.last_error.is_some_and(|(at, e)| at == now && e.contains("x.png"))
+        );
+    }
+}

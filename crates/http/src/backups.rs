@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 
-use backup_domain::timefmt::to_iso_millis;
 use backup_domain::{BackupKind, BackupName};
 
 use crate::{ApiError, ApiResult, AppState};
@@ -28,21 +27,7 @@ pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Valu
 
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let mut backups = state.backups.creator.store.list().await?;
-    backups.sort_by(|a, b| b.name.cmp(&a.name));
-    let total: u64 = backups.iter().map(|b| b.size).sum();
-    let items: Vec<Value> = backups
-        .iter()
-        .map(|b| {
-            json!({
-                "filename": b.name.to_string(),
-                "size": b.size,
-                "createdAt": b.name.created_at().map(to_iso_millis),
-                "type": b.name.kind(),
-                "encrypted": b.name.is_encrypted(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "backups": items, "totalSize": total, "count": backups.len() })))
+    Ok(Json(backup_domain::listing::to_json(&mut backups)))
 }
 
 fn parse_name(filename: &str) -> ApiResult<BackupName> {

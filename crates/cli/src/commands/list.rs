@@ -10,23 +10,8 @@ use crate::settings::Settings;
 
 pub(crate) async fn run(settings: &Settings, args: ListArgs) -> CliResult {
     let mut backups = store(settings).list().await?;
-    // Newest first, as Framerr's /list.
-    backups.sort_by(|a, b| b.name.cmp(&a.name));
+    let json = backup_domain::listing::to_json(&mut backups);
     if args.json {
-        let total: u64 = backups.iter().map(|b| b.size).sum();
-        let items: Vec<serde_json::Value> = backups
-            .iter()
-            .map(|b| {
-                serde_json::json!({
-                    "filename": b.name.to_string(),
-                    "size": b.size,
-                    "createdAt": b.name.created_at().map(to_iso_millis),
-                    "type": b.name.kind(),
-                    "encrypted": b.name.is_encrypted(),
-                })
-            })
-            .collect();
-        let json = serde_json::json!({ "backups": items, "totalSize": total, "count": backups.len() });
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,0 +1,115 @@
+//! Test doubles shared by the use-case tests: a snapshot, an archiver that
+//! can fail half way, a settable clock, a progress recorder, and a database
+//! that keeps its schedule in memory.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::io::AsyncWriteExt;
+use futures_io::{AsyncRead, AsyncWrite};
+use time::OffsetDateTime;
+
+use crate::error::{ArchiveError, DbError};
+use crate::manifest::{Assets, Manifest};
+use crate::ports::{Archiver, Clock, Database, Progress, ProgressEvent, Snapshot};
+use crate::schedule::Schedule;
+
+pub(crate) struct FakeSnapshot;
+
+#[async_trait]
+impl Snapshot for FakeSnapshot {
+    fn user_version(&self) -> i64 {
+        48
+    }
+    fn size(&self) -> u64 {
+        3
+    }
+    async fn open(&self) -> Result<Box<dyn AsyncRead + Send + Unpin>, DbError> {
+        Ok(Box::new(futures::io::Cursor::new(b"abc".to_vec())))
+    }
+}
+
+/// Writes a fixed body, or fails half way through.
+pub(crate) struct FakeArchiver {
+    pub(crate) fail: bool,
+}
+
+#[async_trait]
+impl Archiver for FakeArchiver {
+    async fn assets(&self) -> Assets {
+        Assets { profile_pictures: true, custom_icons: false, favicon: false }
+    }
+    async fn write(
+        &self,
+        _snapshot: &dyn Snapshot,
+        manifest: Manifest,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+        progress: &(dyn Fn(u8) + Send + Sync),
+    ) -> Result<Manifest, ArchiveError> {
+        out.write_all(b"PK\x03\x04 half").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
+        progress(50);
+        if self.fail {
+            return Err(ArchiveError::Source { path: "upload/custom-icons/x.png".into(), detail: "denied".into() });
+        }
+        out.write_all(b" and the rest").await.map_err(|e| ArchiveError::Output(e.to_string()))?;
+        progress(100);
+        Ok(manifest)
+    }
+}
+
+/// A clock tests move by hand.
+pub(crate) struct FixedClock(Mutex<OffsetDateTime>);
+
+impl FixedClock {
+    pub(crate) fn at(now: OffsetDateTime) -> Self {
+        FixedClock(Mutex::new(now))
+    }
+    pub(crate) fn set(&self, now: OffsetDateTime) {
+        *self.0.lock().unwrap() = now;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Recorder(Mutex<Vec<ProgressEvent>>);
+
+impl Recorder {
+    pub(crate) fn events(&self) -> Vec<ProgressEvent> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Progress for Recorder {
+    fn report(&self, event: ProgressEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+/// A database whose schedule lives in memory.
+#[derive(Default)]
+pub(crate) struct MemoryDb {
+    pub(crate) schedule: Mutex<Option<Schedule>>,
+}
+
+#[async_trait]
+impl Database for MemoryDb {
+    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(FakeSnapshot))
+    }
+    async fn schedule(&self) -> Result<Option<Schedule>, DbError> {
+        Ok(self.schedule.lock().unwrap().clone())
+    }
+    async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError> {
+        *self.schedule.lock().unwrap() = Some(schedule.clone());
+        Ok(())
+    }
+}
+
+pub(crate) fn shared<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
