@@ -60,10 +60,16 @@ impl Journal {
 
 /// fsync a path's folder, so a rename or unlink in it is durable.
 pub(crate) fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-        && let Ok(dir) = std::fs::File::open(parent)
-    {
-        let _ = dir.sync_all();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent);
+    }
+}
+
+/// fsync a folder, so the names created in it are durable. Best effort:
+/// some file systems cannot sync a folder.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
     }
 }
 

@@ -388,7 +388,7 @@ fn extract(
         }
     }
     for (_, dir) in assets {
-        journal::sync_parent(&dir.join("x"));
+        journal::sync_dir(dir);
     }
     Ok((manifest, count))
 }
