@@ -416,7 +416,7 @@ async fn one_backup_at_a_time_and_sigterm_leaves_nothing_partial() {
     let inst = Instance::from_fixture();
     add_sessions(&inst);
     schedule_off(&inst);
-    add_ballast(&inst, 150);
+    add_ballast(&inst, 300);
     let mut server = serve(&inst, &["--threads", "1"]);
     let c = client();
     let events = admin(c.get(format!("{}/api/backup/events", server.base))).send().await.unwrap();
