@@ -155,3 +155,100 @@ pub fn python_ok(script: &str, args: &[&Path]) -> String {
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A moto S3-compatible server on 127.0.0.1 (installed by `cargo xtask
+/// tools`), killed when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto on a free port and creates `bucket`.
+    pub fn start(bucket: &str) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let moto = Moto::on_port(port);
+        moto.create_bucket(bucket);
+        moto
+    }
+
+    /// Starts moto on `port` (empty: moto keeps objects in memory).
+    pub fn on_port(port: u16) -> Moto {
+        let server = venv_bin("moto_server");
+        assert!(server.exists(), "{} is missing: run `cargo xtask tools`", server.display());
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "moto did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The destination URL of `bucket/prefix` on this server.
+    pub fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!("s3://{bucket}/{prefix}?endpoint={}&allow_http=true&region=us-east-1", self.endpoint())
+    }
+
+    fn boto(&self, code: &str) -> String {
+        let script = format!(
+            "import boto3, json\ns3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n{code}",
+            self.endpoint()
+        );
+        let out = Command::new(venv_bin("python")).arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        self.boto(&format!("s3.create_bucket(Bucket='{bucket}')"));
+    }
+
+    /// Every key in the bucket, with its size, and the multipart uploads in
+    /// progress.
+    pub fn objects(&self, bucket: &str) -> (Vec<(String, u64)>, usize) {
+        let out = self.boto(&format!(
+            "objs = s3.list_objects_v2(Bucket='{bucket}').get('Contents', [])\nups = s3.list_multipart_uploads(Bucket='{bucket}').get('Uploads', [])\nprint(json.dumps([[[o['Key'], o['Size']] for o in objs], len(ups)]))"
+        ));
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let objects = v[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o[0].as_str().unwrap().to_owned(), o[1].as_u64().unwrap()))
+            .collect();
+        (objects, v[1].as_u64().unwrap() as usize)
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, body: &str) {
+        self.boto(&format!("s3.put_object(Bucket='{bucket}', Key='{key}', Body=b'{body}')"));
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn venv_bin(tool: &str) -> PathBuf {
+    let python = std::env::var_os("FRAMERR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/tools/venv/bin/python"));
+    python.parent().unwrap().join(tool)
+}

@@ -32,6 +32,10 @@ pub(crate) struct Global {
     /// [env: FRAMERR_CONFIG_DIR; default: /config]
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) config_dir: Option<PathBuf>,
+    /// An extra place to copy every backup to, as a URL: s3://bucket/prefix?endpoint=..&region=..
+    /// or file:///mnt/nas/backups (repeatable) [env: FRAMERR_BACKUP_DESTINATIONS, comma-separated]
+    #[arg(long = "destination", global = true, value_name = "URL")]
+    pub(crate) destinations: Vec<String>,
     /// Compression threads [default: all cores]
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<usize>,

@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) caches: Vec<PathBuf>,
     pub(crate) key: Option<InstanceKey>,
     pub(crate) deflate: DeflateOptions,
+    /// Extra destinations, as URLs.
+    pub(crate) destinations: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +63,18 @@ impl Settings {
             deflate.threads = threads.max(1);
         }
         let caches = vec![data.join("cache/library"), data.join("cache/images")];
-        Ok(Settings { db, backups, assets, caches, key, deflate })
+        let destinations = if global.destinations.is_empty() {
+            std::env::var("FRAMERR_BACKUP_DESTINATIONS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            global.destinations.clone()
+        };
+        Ok(Settings { db, backups, assets, caches, key, deflate, destinations })
     }
 
     pub(crate) fn cipher(&self) -> Option<Arc<dyn FieldCipher>> {

@@ -43,12 +43,23 @@ pub struct RetentionOutcome {
     pub error: Option<String>,
 }
 
+/// What happened at one extra destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub destination: String,
+    /// `None` when the copy is complete there.
+    pub error: Option<String>,
+    pub retention: RetentionOutcome,
+}
+
 /// A backup that was made and stored.
 #[derive(Debug, Clone)]
 pub struct Created {
     pub stored: StoredBackup,
     pub manifest: Manifest,
     pub retention: RetentionOutcome,
+    /// One per extra destination, in configuration order.
+    pub replicas: Vec<Replica>,
 }
 
 /// The ports the create use case runs on.
@@ -62,6 +73,10 @@ pub struct Creator {
     pub busy: BusyFlag,
     /// Seals manual and scheduled backups while backup encryption is on.
     pub envelope: Arc<dyn Envelope>,
+    /// Extra destinations: each complete backup is copied to them after it
+    /// is committed to `store`, the primary. A failing destination is
+    /// reported and never affects the primary copy.
+    pub replicas: Vec<Arc<dyn BackupStore>>,
 }
 
 impl std::fmt::Debug for Creator {
@@ -93,9 +108,33 @@ impl Creator {
                 return Err(e);
             }
         };
-        let retention = if kind.is_rotated() { self.apply_retention().await } else { RetentionOutcome::default() };
+        let mut replicas = Vec::with_capacity(self.replicas.len());
+        for replica in &self.replicas {
+            let destination = replica.describe();
+            self.step(&id, "copying", 99);
+            let error =
+                copy_backup(self.store.as_ref(), replica.as_ref(), &stored.name).await.err().map(|e| e.to_string());
+            if let Some(error) = &error {
+                self.progress.report(ProgressEvent::DestinationFailed {
+                    id: id.clone(),
+                    destination: destination.clone(),
+                    error: error.clone(),
+                });
+            }
+            replicas.push(Replica { destination, error, retention: RetentionOutcome::default() });
+        }
+        let retention = if kind.is_rotated() {
+            self.apply_retention_to(self.store.as_ref()).await
+        } else {
+            RetentionOutcome::default()
+        };
+        if kind.is_rotated() {
+            for (replica, outcome) in self.replicas.iter().zip(replicas.iter_mut()) {
+                outcome.retention = self.apply_retention_to(replica.as_ref()).await;
+            }
+        }
         self.progress.report(ProgressEvent::Complete { id, filename: stored.name.to_string(), size: stored.size });
-        Ok(Created { stored, manifest, retention })
+        Ok(Created { stored, manifest, retention, replicas })
     }
 
     async fn create_named(
@@ -180,8 +219,14 @@ impl Creator {
     }
 
     /// Deletes the oldest manual and scheduled backups beyond the saved
-    /// schedule's `maxBackups`. Without a saved schedule, keeps everything.
+    /// schedule's `maxBackups`, in the primary store.
     pub async fn apply_retention(&self) -> RetentionOutcome {
+        self.apply_retention_to(self.store.as_ref()).await
+    }
+
+    /// The same, in `store`: each destination keeps its own newest backups.
+    /// Without a saved schedule, keeps everything.
+    pub async fn apply_retention_to(&self, store: &dyn BackupStore) -> RetentionOutcome {
         let mut outcome = RetentionOutcome::default();
         let max = match self.db.schedule().await {
             Ok(Some(schedule)) => schedule.max_backups,
@@ -191,7 +236,7 @@ impl Creator {
                 return outcome;
             }
         };
-        let stored = match self.store.list().await {
+        let stored = match store.list().await {
             Ok(list) => list,
             Err(e) => {
                 outcome.error = Some(e.to_string());
@@ -200,7 +245,7 @@ impl Creator {
         };
         let names: Vec<BackupName> = stored.into_iter().map(|b| b.name).collect();
         for name in retention::to_delete(&names, max) {
-            match self.store.delete(&name).await {
+            match store.delete(&name).await {
                 Ok(()) | Err(StoreError::NotFound(_)) => outcome.deleted.push(name),
                 Err(e) => outcome.failed.push((name, e.to_string())),
             }
@@ -210,6 +255,40 @@ impl Creator {
 
     fn step(&self, id: &str, step: &str, percent: u8) {
         self.progress.report(ProgressEvent::Progress { id: id.to_owned(), step: step.to_owned(), percent });
+    }
+}
+
+/// Streams a complete backup from one store into another, committing it
+/// there only when whole.
+pub async fn copy_backup(
+    from: &dyn BackupStore,
+    to: &dyn BackupStore,
+    name: &BackupName,
+) -> Result<StoredBackup, StoreError> {
+    let mut download = from.open(name).await?;
+    let mut upload = to.create(name).await?;
+    let copied = async {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = futures::io::AsyncReadExt::read(&mut download.reader, &mut buf)
+                .await
+                .map_err(|e| StoreError::Other(format!("reading {name}: {e}")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            upload
+                .write_all(&buf[..n])
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", to.describe())))?;
+        }
+    }
+    .await;
+    match copied {
+        Ok(()) => upload.commit().await,
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
     }
 }
 
@@ -250,6 +329,7 @@ mod tests {
             progress: recorder.clone(),
             busy: BusyFlag::default(),
             envelope: Arc::new(crate::encryption::NoEnvelope),
+            replicas: Vec::new(),
         };
         (creator, recorder)
     }
@@ -345,6 +425,35 @@ mod tests {
             let mut sink = Vec::new();
             let mut out = futures::io::Cursor::new(&mut sink);
             assert!(matches!(creator.create_to(BackupKind::Manual, &mut out).await, Err(CreateError::InProgress)));
+        });
+    }
+
+    #[test]
+    fn copies_go_to_every_destination_and_a_failing_one_is_reported() {
+        futures::executor::block_on(async {
+            let (primary, replica) = (MemoryStore::default(), MemoryStore::default());
+            seed(&primary, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
+            seed(&replica, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
+            let (mut creator, recorder) = creator(db, &primary, false);
+            creator.replicas = vec![Arc::new(replica.clone()), Arc::new(crate::testkit::DownStore)];
+            let created = creator.create(BackupKind::Manual).await.unwrap();
+            let name = created.stored.name.to_string();
+            // The primary and the working destination each keep their newest one.
+            assert_eq!(names(&primary).await, [name.as_str()]);
+            assert_eq!(names(&replica).await, [name.as_str()]);
+            assert_eq!(created.replicas.len(), 2);
+            assert_eq!(created.replicas[0].error, None);
+            assert_eq!(created.replicas[0].retention.deleted.len(), 2);
+            assert!(created.replicas[1].error.as_deref().is_some_and(|e| e.contains("connection refused")));
+            assert!(created.replicas[1].retention.error.is_some());
+            let events = recorder.events();
+            assert!(events.iter().any(
+                |e| matches!(e, ProgressEvent::DestinationFailed { destination, .. } if destination == "s3://down")
+            ));
+            assert!(matches!(events.last(), Some(ProgressEvent::Complete { .. })));
         });
     }
 

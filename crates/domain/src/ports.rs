@@ -158,11 +158,35 @@ pub trait FieldCipher: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProgressEvent {
-    Started { id: String, kind: BackupKind },
-    Progress { id: String, step: String, percent: u8 },
-    Complete { id: String, filename: String, size: u64 },
-    Error { id: String, error: String },
-    ScheduledFailed { error: String, timestamp: OffsetDateTime },
+    Started {
+        id: String,
+        kind: BackupKind,
+    },
+    Progress {
+        id: String,
+        step: String,
+        percent: u8,
+    },
+    Complete {
+        id: String,
+        filename: String,
+        size: u64,
+    },
+    Error {
+        id: String,
+        error: String,
+    },
+    ScheduledFailed {
+        error: String,
+        timestamp: OffsetDateTime,
+    },
+    /// The backup is complete in the primary store, but copying it to an
+    /// extra destination failed.
+    DestinationFailed {
+        id: String,
+        destination: String,
+        error: String,
+    },
 }
 
 /// Receives progress events. Implementations must not block: a slow

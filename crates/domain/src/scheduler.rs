@@ -73,6 +73,13 @@ impl ScheduledBackups {
                 if let Err(e) = saved {
                     health.last_error = Some((now, format!("the backup was made, but lastBackup was not saved: {e}")));
                 }
+                if let Ok(created) = &result {
+                    for replica in &created.replicas {
+                        if let Some(e) = &replica.error {
+                            health.last_error = Some((now, format!("copy to {} failed: {e}", replica.destination)));
+                        }
+                    }
+                }
             }
             Err(e) => {
                 self.creator.progress.report(ProgressEvent::ScheduledFailed { error: e.to_string(), timestamp: now });
@@ -126,6 +133,7 @@ mod tests {
             progress: recorder.clone(),
             busy: BusyFlag::default(),
             envelope: Arc::new(NoEnvelope),
+            replicas: Vec::new(),
         };
         World { scheduler: ScheduledBackups::new(creator, Zone::named(zone).unwrap()), clock, db, store, recorder }
     }

@@ -9,9 +9,12 @@ use futures::io::AsyncWriteExt;
 use futures_io::{AsyncRead, AsyncWrite};
 use time::OffsetDateTime;
 
-use crate::error::{ArchiveError, DbError};
+use crate::error::{ArchiveError, DbError, StoreError};
 use crate::manifest::{Assets, Manifest};
-use crate::ports::{Archiver, Clock, Database, Progress, ProgressEvent, Snapshot};
+use crate::name::BackupName;
+use crate::ports::{
+    Archiver, BackupStore, Clock, Database, Download, Progress, ProgressEvent, Snapshot, StoredBackup, Upload,
+};
 use crate::schedule::Schedule;
 
 pub(crate) struct FakeSnapshot;
@@ -112,4 +115,26 @@ impl Database for MemoryDb {
 
 pub(crate) fn shared<T>(t: T) -> Arc<T> {
     Arc::new(t)
+}
+
+/// A destination that is down.
+pub(crate) struct DownStore;
+
+#[async_trait]
+impl BackupStore for DownStore {
+    fn describe(&self) -> String {
+        "s3://down".into()
+    }
+    async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
+        Err(StoreError::Unavailable("s3://down: connection refused".into()))
+    }
+    async fn create(&self, _: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
+        Err(StoreError::Unavailable("s3://down: connection refused".into()))
+    }
+    async fn open(&self, name: &BackupName) -> Result<Download, StoreError> {
+        Err(StoreError::NotFound(name.to_string()))
+    }
+    async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
+        Err(StoreError::NotFound(name.to_string()))
+    }
 }

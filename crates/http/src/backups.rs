@@ -9,7 +9,10 @@ use serde_json::{Value, json};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 
-use backup_domain::{BackupKind, BackupName};
+use std::sync::Arc;
+
+use backup_domain::ports::{BackupStore, Download};
+use backup_domain::{BackupKind, BackupName, StoreError};
 
 use crate::{ApiError, ApiResult, AppState};
 
@@ -25,9 +28,42 @@ pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Valu
     })))
 }
 
+/// Every store, in order: the primary first, then the extra destinations.
+pub(crate) fn stores(state: &AppState) -> Vec<Arc<dyn BackupStore>> {
+    let creator = &state.backups.creator;
+    std::iter::once(creator.store.clone()).chain(creator.replicas.iter().cloned()).collect()
+}
+
+/// Framerr's listing, with each backup once and, as an extra field Framerr
+/// ignores, the places it lives. An unreachable destination is skipped.
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let mut locations: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let mut backups = state.backups.creator.store.list().await?;
-    Ok(Json(backup_domain::listing::to_json(&mut backups)))
+    for b in &backups {
+        locations.entry(b.name.to_string()).or_default().push(state.backups.creator.store.describe());
+    }
+    for replica in &state.backups.creator.replicas {
+        match replica.list().await {
+            Ok(list) => {
+                for b in list {
+                    let places = locations.entry(b.name.to_string()).or_default();
+                    if places.is_empty() {
+                        backups.push(b.clone());
+                    }
+                    places.push(replica.describe());
+                }
+            }
+            Err(e) => tracing::warn!(destination = %replica.describe(), error = %e, "cannot list a destination"),
+        }
+    }
+    let mut json = backup_domain::listing::to_json(&mut backups);
+    if let Some(items) = json["backups"].as_array_mut() {
+        for item in items {
+            let name = item["filename"].as_str().unwrap_or_default().to_owned();
+            item["locations"] = json!(locations.remove(&name).unwrap_or_default());
+        }
+    }
+    Ok(Json(json))
 }
 
 fn parse_name(filename: &str) -> ApiResult<BackupName> {
@@ -37,7 +73,7 @@ fn parse_name(filename: &str) -> ApiResult<BackupName> {
 /// Streamed from the store, never read whole into memory.
 pub(crate) async fn download(State(state): State<AppState>, Path(filename): Path<String>) -> ApiResult<Response> {
     let name = parse_name(&filename)?;
-    let download = state.backups.creator.store.open(&name).await?;
+    let download = open_anywhere(&state, &name).await?;
     let body = Body::from_stream(ReaderStream::with_capacity(download.reader.compat(), 256 * 1024));
     let mut response = body.into_response();
     let headers = response.headers_mut();
@@ -50,12 +86,35 @@ pub(crate) async fn download(State(state): State<AppState>, Path(filename): Path
     Ok(response)
 }
 
+/// From the primary, else from the first destination that has it.
+pub(crate) async fn open_anywhere(state: &AppState, name: &BackupName) -> ApiResult<Download> {
+    for store in stores(state) {
+        match store.open(name).await {
+            Ok(download) => return Ok(download),
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => tracing::warn!(destination = %store.describe(), error = %e, "cannot read a destination"),
+        }
+    }
+    Err(ApiError::not_found("Backup not found"))
+}
+
+/// Deletes the backup wherever it lives.
 pub(crate) async fn remove(State(state): State<AppState>, Path(filename): Path<String>) -> ApiResult<Json<Value>> {
     let name = parse_name(&filename)?;
     if name.kind() == BackupKind::Safety {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "Safety backups cannot be deleted"));
     }
-    state.backups.creator.store.delete(&name).await?;
+    let mut deleted = false;
+    for store in stores(&state) {
+        match store.delete(&name).await {
+            Ok(()) => deleted = true,
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !deleted {
+        return Err(ApiError::not_found("Backup not found"));
+    }
     Ok(Json(json!({ "success": true })))
 }
 

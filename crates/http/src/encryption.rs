@@ -37,8 +37,8 @@ pub(crate) async fn disable(State(state): State<AppState>, body: Option<Json<Val
 
 pub(crate) async fn reset_password(State(state): State<AppState>, body: Option<Json<Value>>) -> ApiResult<Json<Value>> {
     let password = field(&body, "newPassword")?;
-    let store = state.backups.creator.store.clone();
-    let stores: [&dyn BackupStore; 1] = [store.as_ref()];
+    let all = crate::backups::stores(&state);
+    let stores: Vec<&dyn BackupStore> = all.iter().map(|s| s.as_ref()).collect();
     let failures =
         manage::reset_password(state.key_store.as_ref(), state.server_key.as_ref(), &password, &stores).await?;
     let mut body = json!({ "message": "Backup password reset" });

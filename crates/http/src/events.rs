@@ -24,6 +24,9 @@ pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
             ("backup:complete", json!({ "id": id, "filename": filename, "size": size }))
         }
         ProgressEvent::Error { id, error } => ("backup:error", json!({ "id": id, "error": error })),
+        ProgressEvent::DestinationFailed { id, destination, error } => {
+            ("backup:destination-failed", json!({ "id": id, "destination": destination, "error": error }))
+        }
         ProgressEvent::ScheduledFailed { error, timestamp } => {
             ("backup:scheduled-failed", json!({ "error": error, "timestamp": to_iso_millis(*timestamp) }))
         }

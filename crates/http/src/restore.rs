@@ -125,7 +125,7 @@ pub(crate) async fn restore_running(
     // Copy the stored backup to the work folder: the store may be remote,
     // and the restore reads the archive with random access.
     let copy = TempFile::new(&state, "restore.upload")?;
-    let mut download = state.backups.creator.store.open(&name).await?;
+    let mut download = crate::backups::open_anywhere(&state, &name).await?;
     let mut file =
         tokio::fs::File::create_new(&copy.0).await.map_err(|e| ApiError::internal("Staging the backup", e))?;
     let mut buf = vec![0u8; 256 * 1024];

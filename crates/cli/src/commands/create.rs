@@ -29,7 +29,7 @@ pub(crate) async fn run(settings: &Settings, args: CreateArgs) -> CliResult {
         }
     }
     let progress = Arc::new(ProgressReporter::new(args.json || to_stdout));
-    let creator = creator(settings, progress);
+    let creator = creator(settings, progress)?;
     match args.output {
         None => {
             let store = store(settings);
@@ -38,11 +38,17 @@ pub(crate) async fn run(settings: &Settings, args: CreateArgs) -> CliResult {
             let created = creator.create(kind).await?;
             let path = store.path_of(&created.stored.name);
             if args.json {
+                let replicas: Vec<serde_json::Value> = created
+                    .replicas
+                    .iter()
+                    .map(|r| serde_json::json!({ "destination": r.destination, "error": r.error }))
+                    .collect();
                 let json = serde_json::json!({
                     "filename": created.stored.name.to_string(),
                     "path": path,
                     "size": created.stored.size,
                     "deleted": created.retention.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "destinations": replicas,
                 });
                 println!("{json}");
             } else {
@@ -57,7 +63,27 @@ pub(crate) async fn run(settings: &Settings, args: CreateArgs) -> CliResult {
             if let Some(why) = &created.retention.error {
                 eprintln!("warning: retention did not run: {why}");
             }
-            Ok(ExitCode::SUCCESS)
+            let mut copies_failed = false;
+            for replica in &created.replicas {
+                match &replica.error {
+                    None if !args.json => println!("Copied to {}", replica.destination),
+                    None => {}
+                    Some(e) => {
+                        copies_failed = true;
+                        eprintln!(
+                            "error: the backup is complete locally, but copying it to {} failed: {e}",
+                            replica.destination
+                        );
+                    }
+                }
+                for name in &replica.retention.deleted {
+                    if !args.json {
+                        println!("Deleted {name} from {} (retention)", replica.destination);
+                    }
+                }
+            }
+            // 3: the backup exists, but not everywhere it should.
+            Ok(if copies_failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Some(path) if to_stdout => {
             let mut out = tokio::io::stdout().compat_write();

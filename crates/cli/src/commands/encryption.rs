@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use backup_crypto::manage;
 use backup_domain::ports::BackupStore;
 
-use super::{CliResult, database, store};
+use super::{CliResult, database};
 use crate::args::EncryptionCommand;
 use crate::password;
 use crate::settings::Settings;
@@ -29,8 +29,8 @@ pub(crate) async fn run(settings: &Settings, command: EncryptionCommand) -> CliR
         }
         EncryptionCommand::ResetPassword(args) => {
             let password = password::read(args.password_stdin, "New backup password: ", true)?;
-            let store = store(settings);
-            let stores: [&dyn BackupStore; 1] = [&store];
+            let all = super::all_stores(settings)?;
+            let stores: Vec<&dyn BackupStore> = all.iter().map(|s| s.as_ref()).collect();
             let failures = manage::reset_password(&db, settings.key.as_ref(), &password, &stores).await?;
             if failures.is_empty() {
                 println!("Backup password reset. Every stored encrypted backup now opens with the new password.");

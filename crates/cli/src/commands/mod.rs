@@ -16,7 +16,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use backup_archive::ZipArchiver;
-use backup_domain::ports::{Clock, Progress};
+use backup_domain::ports::{BackupStore, Clock, Progress};
 use backup_domain::{BusyFlag, Creator};
 use backup_sqlite::SqliteDatabase;
 use backup_store_fs::FsStore;
@@ -76,14 +76,46 @@ pub(crate) fn database(settings: &Settings) -> SqliteDatabase {
     SqliteDatabase::new(&settings.db, settings.work_dir(), settings.cipher())
 }
 
-pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Creator {
+/// The extra destinations, built from their URLs.
+pub(crate) fn replicas(settings: &Settings) -> Result<Vec<Arc<dyn BackupStore>>, String> {
+    settings
+        .destinations
+        .iter()
+        .map(|url| -> Result<Arc<dyn BackupStore>, String> {
+            if let Some(path) = url.strip_prefix("file://") {
+                if path.is_empty() {
+                    return Err(format!("invalid destination {url:?}: file:// needs a path"));
+                }
+                Ok(Arc::new(FsStore::new(path)))
+            } else if url.starts_with("s3://") {
+                let config = backup_store_s3::S3Config::from_url(url).map_err(|e| e.to_string())?;
+                Ok(Arc::new(backup_store_s3::S3Store::new(config).map_err(|e| e.to_string())?))
+            } else {
+                Err(format!(
+                    "invalid destination: expected s3://… or file:///…, got {:?}",
+                    url.split('?').next().unwrap_or("")
+                ))
+            }
+        })
+        .collect()
+}
+
+/// The primary store, then every extra destination.
+pub(crate) fn all_stores(settings: &Settings) -> Result<Vec<Arc<dyn BackupStore>>, String> {
+    let mut stores: Vec<Arc<dyn BackupStore>> = vec![Arc::new(store(settings))];
+    stores.extend(replicas(settings)?);
+    Ok(stores)
+}
+
+pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Result<Creator, String> {
     if settings.key.is_none() {
         tracing::warn!(
             "SECRET_ENCRYPTION_KEY is not set: encrypted integration credentials go into the backup as they are"
         );
     }
     let db = Arc::new(database(settings));
-    Creator {
+    Ok(Creator {
+        replicas: replicas(settings)?,
         envelope: Arc::new(backup_crypto::manage::ServerKeyEnvelope {
             key_store: db.clone(),
             server_key: settings.key.clone(),
@@ -94,5 +126,5 @@ pub(crate) fn creator(settings: &Settings, progress: Arc<dyn Progress>) -> Creat
         clock: Arc::new(SystemClock),
         progress,
         busy: BusyFlag::default(),
-    }
+    })
 }

@@ -14,12 +14,46 @@ use crate::args::RestoreArgs;
 use crate::output::ProgressReporter;
 use crate::settings::Settings;
 
-/// A backup name means the backups folder; anything else is a path.
-pub(crate) fn locate(settings: &Settings, arg: &str) -> PathBuf {
-    match BackupName::parse(arg) {
-        Ok(name) if !Path::new(arg).exists() => settings.backups.join(name.to_string()),
-        _ => PathBuf::from(arg),
+/// A backup file to read: a path as given, the backups folder's copy, or a
+/// temporary download from the first extra destination that holds it.
+#[derive(Debug)]
+pub(crate) struct Located {
+    pub(crate) path: PathBuf,
+    temporary: bool,
+}
+
+impl Drop for Located {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+pub(crate) async fn locate(settings: &Settings, arg: &str) -> Result<Located, String> {
+    let Ok(name) =
+        BackupName::parse(arg).map_err(|_| ()).and_then(|n| if Path::new(arg).exists() { Err(()) } else { Ok(n) })
+    else {
+        return Ok(Located { path: PathBuf::from(arg), temporary: false });
+    };
+    let local = settings.backups.join(name.to_string());
+    if local.exists() {
+        return Ok(Located { path: local, temporary: false });
+    }
+    for replica in super::replicas(settings)? {
+        let Ok(download) = replica.open(&name).await else { continue };
+        std::fs::create_dir_all(settings.work_dir()).map_err(|e| format!("{}: {e}", settings.work_dir().display()))?;
+        let path = settings.work_dir().join(backup_store_fs::temporary_name(backup_store_fs::UPLOAD_PREFIX, "fetched"));
+        let located = Located { path, temporary: true };
+        let mut file = tokio::fs::File::create_new(&located.path).await.map_err(|e| e.to_string())?;
+        let mut reader = tokio_util::compat::FuturesAsyncReadCompatExt::compat(download.reader);
+        tokio::io::copy(&mut reader, &mut file)
+            .await
+            .map_err(|e| format!("downloading {name} from {}: {e}", replica.describe()))?;
+        eprintln!("Fetched {name} from {}", replica.describe());
+        return Ok(located);
+    }
+    Ok(Located { path: local, temporary: false })
 }
 
 fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
@@ -35,7 +69,8 @@ fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
 }
 
 pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
-    let path = locate(settings, &args.backup);
+    let located = locate(settings, &args.backup).await?;
+    let path = located.path.clone();
     let mut head = Vec::with_capacity(DETECT_LEN);
     std::fs::File::open(&path)
         .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
@@ -77,7 +112,7 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     if settings.db.exists() {
         eprintln!("Making a safety backup of the current state ...");
         let progress = Arc::new(ProgressReporter::new(false));
-        let created = creator(settings, progress)
+        let created = creator(settings, progress)?
             .create(BackupKind::Safety)
             .await
             .map_err(|e| backup_instance::RestoreError::Safety(e.to_string()))?;

@@ -41,7 +41,7 @@ pub(crate) async fn run(settings: &Settings, args: ServeArgs) -> CliResult {
     remove_stale_temporaries(settings.work_dir(), &[SNAPSHOT_PREFIX, UPLOAD_PREFIX]);
 
     let (events, _) = broadcast::channel(256);
-    let creator = creator(settings, Arc::new(BroadcastProgress(events.clone())));
+    let creator = creator(settings, Arc::new(BroadcastProgress(events.clone())))?;
     let db = Arc::new(database(settings));
     let backups = ScheduledBackups::new(creator, zone.clone());
     let schedule_changed = Arc::new(Notify::new());

@@ -12,7 +12,8 @@ use crate::args::VerifyArgs;
 use crate::settings::Settings;
 
 pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
-    let path = super::restore::locate(settings, &args.backup);
+    let located = super::restore::locate(settings, &args.backup).await?;
+    let path = located.path.clone();
     let report = verify(&path, settings.work_dir(), args.password_stdin).await;
     let ok = report.is_ok();
     if args.json {
