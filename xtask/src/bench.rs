@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -21,6 +21,7 @@ struct Options {
     keep: Option<PathBuf>,
     shell: bool,
     load: bool,
+    s3: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -37,7 +38,7 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false };
+    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false, s3: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -48,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--keep" => o.keep = Some(PathBuf::from(value()?)),
             "--no-shell" => o.shell = false,
             "--load" => o.load = true,
+            "--s3" => o.s3 = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -172,6 +174,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     if o.load {
         return crate::load::run(&bin, &data);
     }
+    if o.s3 {
+        return s3(&bin, &data, &dir, o.runs);
+    }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
     let ours = format!(
@@ -253,5 +258,63 @@ pub(crate) fn run(args: &[String]) -> Result {
             println!("{enc} / plain: {:.2}x wall time", e / p);
         }
     }
+    Ok(())
+}
+
+/// `--s3`: a backup of the instance copied to a local S3-compatible server
+/// (moto from `cargo xtask tools`): the create plus the multipart upload.
+fn s3(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
+    let tools = crate::tools::install_all()?;
+    let venv = tools.python.parent().ok_or("no venv")?.to_path_buf();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| e.to_string())?
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut moto = Command::new(venv.join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed().as_secs() > 30 {
+            let _ = moto.kill();
+            return Err("moto did not start".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let bucket = format!(
+        "import boto3; boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1').create_bucket(Bucket='bench')"
+    );
+    crate::run(Command::new(&tools.python).arg("-c").arg(bucket))?;
+    let url = format!("s3://bench/framerr?endpoint={endpoint}&allow_http=true&region=us-east-1");
+    let script = format!(
+        "rm -rf \"$DATA/backups\" && AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent --destination '{url}' create"
+    );
+    let env: Vec<(&str, &Path)> = vec![("BIN", bin), ("DATA", data), ("OUT", dir)];
+    let mut times = Vec::new();
+    let mut peak = 0;
+    let result = (|| {
+        for i in 0..runs {
+            let (secs, rss) = measure(&script, &env)?;
+            eprintln!("create + copy to S3 run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
+            times.push(secs);
+            peak = peak.max(rss);
+        }
+        Ok::<_, String>(())
+    })();
+    let _ = moto.kill();
+    let _ = moto.wait();
+    result?;
+    println!("\n| command | median wall time | peak RSS |");
+    println!("|---|---|---|");
+    println!(
+        "| framerr-backup create, copied to S3 (moto on 127.0.0.1) | {:.2} s | {} MiB |",
+        median(times),
+        peak / 1024
+    );
     Ok(())
 }

@@ -73,12 +73,9 @@ impl ScheduledBackups {
                 if let Err(e) = saved {
                     health.last_error = Some((now, format!("the backup was made, but lastBackup was not saved: {e}")));
                 }
+                drop(health);
                 if let Ok(created) = &result {
-                    for replica in &created.replicas {
-                        if let Some(e) = &replica.error {
-                            health.last_error = Some((now, format!("copy to {} failed: {e}", replica.destination)));
-                        }
-                    }
+                    self.record_copies(created);
                 }
             }
             Err(e) => {
@@ -87,6 +84,18 @@ impl ScheduledBackups {
             }
         }
         result
+    }
+
+    /// Records failed copies of any backup (scheduled or manual), so the
+    /// health endpoint shows a destination that stopped working.
+    pub fn record_copies(&self, created: &Created) {
+        let now = self.creator.clock.now();
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        for replica in &created.replicas {
+            if let Some(e) = &replica.error {
+                health.last_error = Some((now, format!("copy to {} failed: {e}", replica.destination)));
+            }
+        }
     }
 
     pub fn health(&self) -> SchedulerHealth {

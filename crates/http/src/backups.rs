@@ -18,6 +18,7 @@ use crate::{ApiError, ApiResult, AppState};
 
 pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let created = state.backups.creator.create(BackupKind::Manual).await?;
+    state.backups.record_copies(&created);
     for (name, why) in &created.retention.failed {
         tracing::warn!(%name, %why, "retention could not delete a backup");
     }
