@@ -59,6 +59,12 @@ pub trait BackupStore: Send + Sync {
     /// Where this store is, for logs and listings, with credentials redacted.
     fn describe(&self) -> String;
 
+    /// Makes the store ready and removes what interrupted uploads left
+    /// (never the temporaries of an upload that may still be running).
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Every complete backup, in no particular order.
     async fn list(&self) -> Result<Vec<StoredBackup>, StoreError>;
 

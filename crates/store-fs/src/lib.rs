@@ -43,17 +43,6 @@ impl FsStore {
     pub fn path_of(&self, name: &BackupName) -> PathBuf {
         self.dir.join(name.to_string())
     }
-
-    /// Creates the folder if needed and removes temporary files that an
-    /// interrupted upload left behind. Call once at start.
-    pub async fn prepare(&self) -> Result<(), StoreError> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &[UPLOAD_PREFIX]))
-            .await
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        Ok(())
-    }
 }
 
 /// A name for a temporary file: `{prefix}{pid}-{unique}-{label}`. The
@@ -109,6 +98,17 @@ pub fn map_io(path: &Path, e: io::Error) -> StoreError {
 impl BackupStore for FsStore {
     fn describe(&self) -> String {
         format!("file://{}", self.dir.display())
+    }
+
+    /// Creates the folder if needed and removes temporary files that an
+    /// interrupted upload left behind.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &[UPLOAD_PREFIX]))
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {

@@ -157,25 +157,28 @@ impl S3Store {
     fn prefix(&self) -> Option<Key> {
         (!self.config.prefix.is_empty()).then(|| Key::from(self.config.prefix.as_str()))
     }
-
-    /// Removes temporary objects of interrupted uploads (a crash between the
-    /// upload and the copy). Call at start.
-    pub async fn prepare(&self) -> Result<(), StoreError> {
-        let mut listing = self.store.list(self.prefix().as_ref());
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| map_err(&self.describe(), e))?;
-            if meta.location.filename().is_some_and(|f| f.starts_with(TEMP_PREFIX)) {
-                let _ = self.store.delete(&meta.location).await;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl BackupStore for S3Store {
     fn describe(&self) -> String {
         self.config.describe()
+    }
+
+    /// Removes temporary objects that interrupted uploads left (a crash
+    /// between the upload and the copy). Only those over a day old: another
+    /// process may be uploading to the same prefix right now.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        let cutoff = chrono_cutoff();
+        let mut listing = self.store.list(self.prefix().as_ref());
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| map_err(&self.describe(), e))?;
+            let temporary = meta.location.filename().is_some_and(|f| f.starts_with(TEMP_PREFIX));
+            if temporary && meta.last_modified.timestamp() < cutoff {
+                let _ = self.store.delete(&meta.location).await;
+            }
+        }
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
@@ -219,6 +222,12 @@ impl BackupStore for S3Store {
         self.store.head(&key).await.map_err(|e| map_err(&name.to_string(), e))?;
         self.store.delete(&key).await.map_err(|e| map_err(&name.to_string(), e))
     }
+}
+
+/// Unix seconds a day ago.
+fn chrono_cutoff() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    now - 86_400
 }
 
 fn unique() -> u64 {

@@ -75,4 +75,21 @@ async fn passes_the_conformance_suite() {
     // No temporary objects left behind (aborted uploads never became objects).
     store.prepare().await.unwrap();
     assert!(store.list().await.unwrap().is_empty());
+    // A recent temporary may belong to an upload in progress elsewhere:
+    // prepare leaves it.
+    let key = "framerr/instance-1/.framerr-upload-1-2-framerr-manual-x";
+    let boto = |code: &str| {
+        let script = format!(
+            "import boto3; s3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='t', aws_secret_access_key='t', region_name='us-east-1'); {code}",
+            moto.endpoint
+        );
+        let out = Command::new(venv_bin("python")).arg("-c").arg(script).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    boto(&format!("s3.put_object(Bucket='backups', Key='{key}', Body=b'part')"));
+    store.prepare().await.unwrap();
+    let keys = boto("print([o['Key'] for o in s3.list_objects_v2(Bucket='backups').get('Contents', [])])");
+    assert!(keys.contains(key), "{keys}");
+    assert!(store.list().await.unwrap().is_empty(), "a temporary was listed");
 }

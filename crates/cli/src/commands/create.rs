@@ -7,6 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 
 use backup_domain::BackupKind;
+use backup_domain::ports::BackupStore;
 use backup_sqlite::SNAPSHOT_PREFIX;
 use backup_store_fs::{UPLOAD_PREFIX, remove_stale_temporaries, temporary_name};
 

@@ -7,6 +7,7 @@ use tokio::sync::{Notify, broadcast};
 use zeroize::Zeroizing;
 
 use backup_domain::Zone;
+use backup_domain::ports::BackupStore;
 use backup_domain::scheduler::ScheduledBackups;
 use backup_http::{AppState, BroadcastProgress, SetupRestores};
 use backup_sqlite::SNAPSHOT_PREFIX;
@@ -38,6 +39,11 @@ pub(crate) async fn run(settings: &Settings, args: ServeArgs) -> CliResult {
     };
     let store = store(settings);
     store.prepare().await?;
+    for replica in super::replicas(settings)? {
+        if let Err(e) = replica.prepare().await {
+            tracing::warn!(destination = %replica.describe(), error = %e, "cannot prepare a destination");
+        }
+    }
     remove_stale_temporaries(settings.work_dir(), &[SNAPSHOT_PREFIX, UPLOAD_PREFIX]);
 
     let (events, _) = broadcast::channel(256);
