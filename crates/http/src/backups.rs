@@ -38,31 +38,11 @@ pub(crate) fn stores(state: &AppState) -> Vec<Arc<dyn BackupStore>> {
 /// Framerr's listing, with each backup once and, as an extra field Framerr
 /// ignores, the places it lives. An unreachable destination is skipped.
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let mut locations: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut backups = state.backups.creator.store.list().await?;
-    for b in &backups {
-        locations.entry(b.name.to_string()).or_default().push(state.backups.creator.store.describe());
-    }
-    for replica in &state.backups.creator.replicas {
-        match replica.list().await {
-            Ok(list) => {
-                for b in list {
-                    let places = locations.entry(b.name.to_string()).or_default();
-                    if places.is_empty() {
-                        backups.push(b.clone());
-                    }
-                    places.push(replica.describe());
-                }
-            }
-            Err(e) => tracing::warn!(destination = %replica.describe(), error = %e, "cannot list a destination"),
-        }
-    }
-    let mut json = backup_domain::listing::to_json(&mut backups);
-    if let Some(items) = json["backups"].as_array_mut() {
-        for item in items {
-            let name = item["filename"].as_str().unwrap_or_default().to_owned();
-            item["locations"] = json!(locations.remove(&name).unwrap_or_default());
-        }
+    // The primary must answer; a destination may be down.
+    state.backups.creator.store.list().await?;
+    let (json, unreachable) = backup_domain::listing::merged(&stores(&state)).await;
+    for problem in unreachable {
+        tracing::warn!(%problem, "cannot list a destination");
     }
     Ok(Json(json))
 }
