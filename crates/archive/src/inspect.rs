@@ -8,7 +8,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use backup_domain::detect::{DETECT_LEN, NotABackup, detect};
 use backup_domain::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
+use backup_domain::name::BackupFormat;
 use backup_domain::{Manifest, ManifestError};
 
 use crate::read::{EntryInfo, ReadLimits, ZipError, ZipReader};
@@ -45,6 +47,15 @@ pub struct Inspection {
     /// How many entries were checked against a manifest SHA-256; zero for a
     /// Framerr-made backup, whose manifest has no checksums.
     pub checksums_verified: usize,
+}
+
+/// Whether the file at `path` is a plain or an encrypted backup, by its
+/// first bytes (spec section 4): the outer `Err` is the file not reading,
+/// the inner one the file not being a backup.
+pub fn detect_file(path: &Path) -> io::Result<Result<BackupFormat, NotABackup>> {
+    let mut head = Vec::with_capacity(DETECT_LEN);
+    File::open(path)?.take(DETECT_LEN as u64).read_to_end(&mut head)?;
+    Ok(detect(&head))
 }
 
 /// Opens `path` as a backup ZIP and reads every entry through its checks.

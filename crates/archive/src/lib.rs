@@ -17,6 +17,6 @@ mod write;
 
 pub use archiver::{AssetDirs, ZipArchiver};
 pub use deflate::{DeflateOptions, Deflated, deflate};
-pub use inspect::{ArchiveProblem, Inspection, inspect, open_database_entry};
+pub use inspect::{ArchiveProblem, Inspection, detect_file, inspect, open_database_entry};
 pub use read::{EntryInfo, EntryReader, ReadLimits, ZipError, ZipReader};
 pub use write::ZipWriter;

@@ -2,7 +2,6 @@
 //! with `{"filename": "...", "password"?: "..."}` for a stored backup.
 //! The shared restore path is also what setup restore uses.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use axum::Json;
@@ -14,7 +13,6 @@ use tokio::io::AsyncWriteExt;
 
 use backup_crypto::envelope::{self, EnvelopeError};
 use backup_crypto::manage::{self, Password};
-use backup_domain::detect::{DETECT_LEN, detect};
 use backup_domain::name::BackupFormat;
 use backup_domain::restore::RestoreLimits;
 use backup_domain::{BackupKind, BackupName};
@@ -40,11 +38,9 @@ impl Drop for TempFile {
 }
 
 pub(crate) fn format_of(path: &Path) -> ApiResult<BackupFormat> {
-    let mut head = Vec::with_capacity(DETECT_LEN);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
-        .map_err(|e| ApiError::internal("Reading the upload", e))?;
-    detect(&head).map_err(|e| ApiError::bad_request(e.to_string()))
+    backup_archive::detect_file(path)
+        .map_err(|e| ApiError::internal("Reading the upload", e))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// Decrypts into a temporary file; the error says what went wrong.

@@ -1,9 +1,8 @@
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use backup_domain::detect::{DETECT_LEN, detect};
 use backup_domain::name::BackupFormat;
 use backup_domain::restore::RestoreLimits;
 use backup_domain::{BackupKind, BackupName};
@@ -71,11 +70,7 @@ fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
 pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     let located = locate(settings, &args.backup).await?;
     let path = located.path.clone();
-    let mut head = Vec::with_capacity(DETECT_LEN);
-    std::fs::File::open(&path)
-        .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let format = detect(&head)?;
+    let format = backup_archive::detect_file(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))??;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err("restore replaces the current instance: confirm with --yes when not on a terminal".into());

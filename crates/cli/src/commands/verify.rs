@@ -1,9 +1,7 @@
-use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use backup_archive::{Inspection, inspect, open_database_entry};
-use backup_domain::detect::{DETECT_LEN, detect};
+use backup_archive::{Inspection, detect_file, inspect, open_database_entry};
 use backup_domain::name::BackupFormat;
 use backup_store_fs::{UPLOAD_PREFIX, temporary_name};
 
@@ -48,11 +46,8 @@ pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
 }
 
 async fn verify(path: &Path, work_dir: &Path, password_stdin: bool) -> Result<(Inspection, i64), String> {
-    let mut head = Vec::with_capacity(DETECT_LEN);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(DETECT_LEN as u64).read_to_end(&mut head))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let decrypted = match detect(&head).map_err(|e| e.to_string())? {
+    let format = detect_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let decrypted = match format.map_err(|e| e.to_string())? {
         BackupFormat::Plain => None,
         // Decrypting verifies the tag over every byte; the ZIP checks follow.
         BackupFormat::Encrypted => Some(super::decrypt::decrypt(path, work_dir, password_stdin).await?),
