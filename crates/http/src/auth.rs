@@ -8,6 +8,8 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use backup_crypto::constant_time_eq;
+
 use crate::{ApiError, AppState};
 
 fn session_cookie(request: &Request) -> Option<String> {
@@ -17,10 +19,6 @@ fn session_cookie(request: &Request) -> Option<String> {
             (name == "sessionId" && !value.is_empty()).then(|| value.to_owned())
         })
     })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub(crate) async fn require_admin(
