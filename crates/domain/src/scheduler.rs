@@ -58,7 +58,7 @@ impl ScheduledBackups {
         let result = self.creator.create(BackupKind::Scheduled).await;
         let now = self.creator.clock.now();
         match &result {
-            Ok(_) => {
+            Ok(created) => {
                 // Re-read: the schedule may have changed while the backup ran.
                 let saved = match self.creator.db.schedule().await {
                     Ok(Some(mut schedule)) => {
@@ -74,9 +74,7 @@ impl ScheduledBackups {
                     health.last_error = Some((now, format!("the backup was made, but lastBackup was not saved: {e}")));
                 }
                 drop(health);
-                if let Ok(created) = &result {
-                    self.record_copies(created);
-                }
+                self.record_copies(created);
             }
             Err(e) => {
                 self.creator.progress.report(ProgressEvent::ScheduledFailed { error: e.to_string(), timestamp: now });

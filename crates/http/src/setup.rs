@@ -129,7 +129,9 @@ impl Drop for Deriving {
     }
 }
 
-pub(crate) async fn decrypt_route(state: &AppState, body: Value) -> ApiResult<Json<Value>> {
+pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Value>>) -> ApiResult<Json<Value>> {
+    let state = &state;
+    let body = body.map(|Json(v)| v).unwrap_or_default();
     only_during_setup(state).await?;
     let id =
         body.get("restoreId").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("restoreId is required"))?;
@@ -191,12 +193,3 @@ pub(crate) async fn decrypt_route(state: &AppState, body: Value) -> ApiResult<Js
     state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     Ok(Json(json!({ "success": true })))
 }
-
-pub(crate) async fn decrypt_handler(
-    State(state): State<AppState>,
-    body: Option<Json<Value>>,
-) -> ApiResult<Json<Value>> {
-    decrypt_route(&state, body.map(|Json(v)| v).unwrap_or_default()).await
-}
-
-pub(crate) use decrypt_handler as decrypt;
