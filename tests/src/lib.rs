@@ -149,6 +149,16 @@ pub fn python() -> Command {
     Command::new(if venv.exists() { venv } else { PathBuf::from("python3") })
 }
 
+/// Runs one SQL statement on the SQLite file `db` (committing it) and
+/// returns its rows as JSON; blobs come back as hex.
+pub fn query(db: &Path, sql: &str) -> serde_json::Value {
+    let out = python_ok(
+        "import sqlite3,sys,json\nc=sqlite3.connect(sys.argv[1])\nrows=c.execute(sys.argv[2]).fetchall()\nc.commit()\nprint(json.dumps(rows, default=lambda b: b.hex()))",
+        &[db, Path::new(sql)],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
 /// Runs a python script with arguments; returns its standard output.
 pub fn python_ok(script: &str, args: &[&Path]) -> String {
     let out = python().arg("-c").arg(script).args(args).output().unwrap();

@@ -26,16 +26,9 @@ fn read_with_python(zip: &Path, db_out: &Path) -> Value {
     serde_json::from_str(&python_ok(PY_READ, &[zip, db_out])).unwrap()
 }
 
+/// The rows as compact JSON text.
 fn sqlite(db: &Path, sql: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print(json.dumps(r))")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    backup_e2e::query(db, sql).to_string()
 }
 
 #[test]

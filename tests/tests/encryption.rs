@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
-use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python};
+use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python, query};
 use serde_json::Value;
 
 const NEW_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -35,18 +35,6 @@ fn fails_stdin(inst: &Instance, args: &[&str], input: &str) -> String {
     let out = with_stdin(inst, args, input);
     assert!(!out.status.success(), "{args:?} succeeded");
     String::from_utf8(out.stderr).unwrap()
-}
-
-fn query(db: &Path, sql: &str) -> Value {
-    let out = python()
-        .arg("-c")
-        .arg("import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall()))")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn fresh(key: &str) -> Instance {

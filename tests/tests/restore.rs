@@ -9,18 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use backup_domain::ports::FieldCipher;
-use backup_e2e::{Instance, copy_tree, fixtures, golden, python_ok};
+use backup_e2e::{Instance, copy_tree, fixtures, golden, python_ok, query};
 use serde_json::Value;
 
 const NEW_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-fn query(db: &Path, sql: &str) -> Value {
-    let out = python_ok(
-        "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); print(json.dumps(c.execute(sys.argv[2]).fetchall(), default=lambda b: b.hex()))",
-        &[db, Path::new(sql)],
-    );
-    serde_json::from_str(&out).unwrap()
-}
 
 fn count(db: &Path, table: &str) -> i64 {
     query(db, &format!("SELECT count(*) FROM {table}"))[0][0].as_i64().unwrap()
