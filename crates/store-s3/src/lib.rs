@@ -26,13 +26,13 @@ use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 
 use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
+use backup_store_fs::{UPLOAD_PREFIX, temporary_name};
 
 /// Every multipart part but the last has this size (R2 and others reject
 /// uneven parts); S3's minimum is 5 MiB.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploading at once; memory is about (this + 1) x PART_SIZE.
 const PARTS_IN_FLIGHT: usize = 2;
-const TEMP_PREFIX: &str = ".framerr-upload-";
 
 /// Where a bucket is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl BackupStore for S3Store {
         let mut listing = self.store.list(self.prefix().as_ref());
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| map_err(&self.describe(), e))?;
-            let temporary = meta.location.filename().is_some_and(|f| f.starts_with(TEMP_PREFIX));
+            let temporary = meta.location.filename().is_some_and(|f| f.starts_with(UPLOAD_PREFIX));
             if temporary && meta.last_modified.timestamp() < cutoff {
                 let _ = self.store.delete(&meta.location).await;
             }
@@ -195,7 +195,7 @@ impl BackupStore for S3Store {
     }
 
     async fn create(&self, name: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
-        let temp = self.key(&format!("{TEMP_PREFIX}{}-{}-{}", std::process::id(), unique(), name.stem()));
+        let temp = self.key(&temporary_name(UPLOAD_PREFIX, &name.stem()));
         let upload = self.store.put_multipart(&temp).await.map_err(|e| map_err(temp.as_ref(), e))?;
         Ok(Box::new(S3Upload {
             store: self.store.clone(),
@@ -228,13 +228,6 @@ impl BackupStore for S3Store {
 fn chrono_cutoff() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     now - 86_400
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    (u64::from(nanos) << 16) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 struct S3Upload {
