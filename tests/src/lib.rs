@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 /// The instance key of the fixtures (../shared/fixtures README).
 pub const FIXTURE_KEY: &str = "f00dfacecafebeef0123456789abcdef00112233445566778899aabbccddeeff";
 pub const FIXTURE_PASSWORD: &str = "correct horse battery";
+/// The instance lock's file beside the database: permanent, empty.
+pub const LOCK_FILE: &str = ".framerr-backup.lock";
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,7 +35,7 @@ pub fn binary() -> &'static Path {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "backup-cli", "--bin", "framerr-backup"])
+            .args(["build", "--quiet", "-p", "backup-cli", "--bin", "framerr-backup", "--features", "failpoints"])
             .current_dir(repo_root())
             .status()
             .unwrap();

@@ -217,7 +217,7 @@ dst.close()
         &[&zip, &rewritten],
     );
     let err = inst.fails(&["verify", rewritten.to_str().unwrap()]);
-    assert!(err.contains("SHA-256 does not match"), "{err}");
+    assert!(err.contains("SHA-256"), "{err}");
     let err = inst.fails(&["verify", fixtures().join("golden.json").to_str().unwrap()]);
     assert!(err.contains("Not a valid Framerr backup file"), "{err}");
 }

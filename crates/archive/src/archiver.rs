@@ -18,42 +18,19 @@ use tokio_util::io::SyncIoBridge;
 
 use backup_domain::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
 use backup_domain::ports::{Archiver, Snapshot};
-use backup_domain::{ArchiveError, Assets, Manifest};
+use backup_domain::{ArchiveError, AssetPaths, Assets, Manifest};
 
 use crate::deflate::DeflateOptions;
 use crate::write::ZipWriter;
 
-/// The three asset folders of a Framerr instance (spec section 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssetDirs {
-    pub profile_pictures: PathBuf,
-    pub custom_icons: PathBuf,
-    pub favicon: PathBuf,
-}
-
-impl AssetDirs {
-    /// Each folder with the archive prefix its files go under.
-    pub fn folders(&self) -> [(&'static str, &Path); 3] {
-        [("profile-pictures", &self.profile_pictures), ("custom-icons", &self.custom_icons), ("favicon", &self.favicon)]
-    }
-
-    pub fn present(&self) -> Assets {
-        Assets {
-            profile_pictures: self.profile_pictures.is_dir(),
-            custom_icons: self.custom_icons.is_dir(),
-            favicon: self.favicon.is_dir(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ZipArchiver {
-    assets: AssetDirs,
+    assets: AssetPaths,
     deflate: DeflateOptions,
 }
 
 impl ZipArchiver {
-    pub fn new(assets: AssetDirs, deflate: DeflateOptions) -> Self {
+    pub fn new(assets: AssetPaths, deflate: DeflateOptions) -> Self {
         ZipArchiver { assets, deflate }
     }
 }
@@ -65,8 +42,8 @@ const CHUNK: usize = 256 * 1024;
 #[async_trait]
 impl Archiver for ZipArchiver {
     async fn assets(&self) -> Assets {
-        let dirs = self.assets.clone();
-        tokio::task::spawn_blocking(move || dirs.present()).await.unwrap_or_default()
+        let paths = self.assets.clone();
+        tokio::task::spawn_blocking(move || Assets::from_fn(|f| paths.get(f).is_dir())).await.unwrap_or_default()
     }
 
     async fn write(
@@ -78,6 +55,13 @@ impl Archiver for ZipArchiver {
     ) -> Result<Manifest, ArchiveError> {
         let db = SyncIoBridge::new(snapshot.open().await.map_err(|e| ArchiveError::Other(e.to_string()))?.compat());
         let db_size = snapshot.size();
+        let extras: Vec<Extra> = snapshot
+            .extras()
+            .await
+            .map_err(|e| ArchiveError::Other(e.to_string()))?
+            .into_iter()
+            .map(|(name, size, reader)| Extra { name, size, reader: SyncIoBridge::new(reader.compat()) })
+            .collect();
         let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_DEPTH);
         let (percent_tx, mut percent_rx) = mpsc::unbounded_channel::<u8>();
         let output_failed = Arc::new(AtomicBool::new(false));
@@ -90,7 +74,7 @@ impl Archiver for ZipArchiver {
         let builder = tokio::task::spawn_blocking(move || {
             let sink =
                 ChannelWriter { tx: chunk_tx, buf: Vec::with_capacity(CHUNK), failed: job.output_failed.clone() };
-            job.run(db, db_size, manifest, sink)
+            job.run(db, db_size, extras, manifest, sink)
         });
 
         let mut out = out.compat_write();
@@ -127,9 +111,16 @@ impl Archiver for ZipArchiver {
     }
 }
 
+/// A further entry that belongs with the database (a raw copy's WAL).
+struct Extra {
+    name: String,
+    size: u64,
+    reader: SyncIoBridge<tokio_util::compat::Compat<Box<dyn futures_io::AsyncRead + Send + Unpin>>>,
+}
+
 /// Everything the blocking builder needs, owned.
 struct Job {
-    assets: AssetDirs,
+    assets: AssetPaths,
     deflate: DeflateOptions,
     output_failed: Arc<AtomicBool>,
     percent: mpsc::UnboundedSender<u8>,
@@ -148,11 +139,12 @@ impl Job {
         self,
         db: impl Read,
         db_size: u64,
+        extras: Vec<Extra>,
         mut manifest: Manifest,
         sink: ChannelWriter,
     ) -> Result<Manifest, ArchiveError> {
         let files = self.asset_files()?;
-        let total = db_size + files.iter().map(|f| f.size).sum::<u64>();
+        let total = db_size + extras.iter().map(|e| e.size).sum::<u64>() + files.iter().map(|f| f.size).sum::<u64>();
         let mut done = 0u64;
         let mut last_percent = 0u8;
         let mut report = |bytes: u64| {
@@ -170,6 +162,15 @@ impl Job {
             .map_err(|e| self.error(e, "the database snapshot"))?;
         done += digest.size;
         digests.push(digest);
+        for extra in extras {
+            let digest = zip
+                .add(&extra.name, created, extra.size, BufReader::with_capacity(CHUNK, extra.reader), |n| {
+                    report(done + n)
+                })
+                .map_err(|e| self.error(e, &extra.name))?;
+            done += digest.size;
+            digests.push(digest);
+        }
         for file in &files {
             let source = File::open(&file.path).map_err(|e| source_error(&file.path, e))?;
             let digest = zip
@@ -203,7 +204,8 @@ impl Job {
     /// host into a backup.
     fn asset_files(&self) -> Result<Vec<AssetFile>, ArchiveError> {
         let mut files = Vec::new();
-        for (prefix, dir) in self.assets.folders() {
+        for (folder, dir) in self.assets.iter() {
+            let prefix = folder.prefix();
             let entries = match std::fs::read_dir(dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -11,12 +11,12 @@
 mod archiver;
 mod deflate;
 mod format;
-mod inspect;
+mod open;
 mod read;
 mod write;
 
-pub use archiver::{AssetDirs, ZipArchiver};
+pub use archiver::ZipArchiver;
 pub use deflate::{DeflateOptions, Deflated, deflate};
-pub use inspect::{ArchiveProblem, Inspection, detect_file, inspect, open_database_entry};
+pub use open::ZipBackupReader;
 pub use read::{EntryInfo, EntryReader, ReadLimits, ZipError, ZipReader};
 pub use write::ZipWriter;

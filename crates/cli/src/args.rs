@@ -132,6 +132,28 @@ pub(crate) struct ListArgs {
     pub(crate) json: bool,
 }
 
+impl Args {
+    /// What the flags set, for the app's settings.
+    pub(crate) fn flags(&self) -> backup_app::Flags {
+        let g = &self.global;
+        let serve = match &self.command {
+            Command::Serve(s) => Some(s),
+            _ => None,
+        };
+        backup_app::Flags {
+            data_dir: g.data_dir.clone(),
+            db: g.db.clone(),
+            backups_dir: g.backups_dir.clone(),
+            config_dir: g.config_dir.clone(),
+            destinations: g.destinations.clone(),
+            threads: g.threads,
+            listen: serve.and_then(|s| s.listen),
+            time_zone: serve.and_then(|s| s.time_zone.clone()),
+            upload_limit: serve.and_then(|s| s.upload_limit),
+        }
+    }
+}
+
 #[derive(Debug, ClapArgs)]
 pub(crate) struct DeleteArgs {
     /// The backup's file name

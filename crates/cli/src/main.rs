@@ -1,10 +1,9 @@
-//! `framerr-backup`: parse, resolve settings, run one command.
+//! `framerr-backup`: parse, run one command, say what happened.
 
 mod args;
 mod commands;
 mod output;
 mod password;
-mod settings;
 
 use std::process::ExitCode;
 
@@ -20,7 +19,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(args)) {
+    let result = runtime.block_on(commands::run(args));
+    // Dropping the runtime waits for blocking work still running: a restore
+    // that had started swapping files in finishes it, holding its lock.
+    drop(runtime);
+    backup_app::release_temporaries();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

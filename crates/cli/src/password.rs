@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use backup_crypto::manage::Password;
+use backup_domain::Password;
 use zeroize::Zeroizing;
 
 pub(crate) fn read(from_stdin: bool, prompt: &str, confirm: bool) -> Result<Password, String> {
@@ -15,7 +15,7 @@ pub(crate) fn read(from_stdin: bool, prompt: &str, confirm: bool) -> Result<Pass
         if text.is_empty() {
             return Err("no password on standard input".into());
         }
-        return Ok(Password::new(text.to_owned()));
+        return Ok(Password::new(text));
     }
     if !std::io::stdin().is_terminal() {
         return Err("a password is needed: run on a terminal, or pass --password-stdin".into());

@@ -32,6 +32,10 @@ pub const FORMAT_VERSION: u8 = 1;
 pub const MAX_HEADER: usize = 8192;
 /// PBKDF2 iterations Framerr uses.
 pub const ITERATIONS: u32 = 600_000;
+/// The most iterations a header may ask for: ten times Framerr's. A header
+/// is read before any password is known, so its cost must be bounded (a
+/// crafted 100,000,000 would hold a key derivation for seconds per try).
+pub const MAX_ITERATIONS: u32 = 10 * ITERATIONS;
 /// Magic, version byte, header length.
 pub const PREAMBLE_LEN: usize = 8 + 1 + 2;
 pub const KDF: &str = "pbkdf2-sha256";
@@ -54,6 +58,10 @@ pub enum EnvelopeError {
     WrongPassword,
     #[error("Backup file is damaged or was tampered with: its authentication tag does not match")]
     Tampered,
+    #[error("Backup header asks for {0} key-derivation iterations; at most {MAX_ITERATIONS} are accepted")]
+    TooManyIterations(u32),
+    #[error("Backup payload is larger than AES-GCM allows (64 GiB)")]
+    TooLong,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -82,11 +90,11 @@ impl Header {
         STANDARD.decode(field).map_err(|_| EnvelopeError::CorruptHeader)
     }
 
-    fn iv(&self) -> Result<[u8; 12], EnvelopeError> {
+    pub(crate) fn iv(&self) -> Result<[u8; 12], EnvelopeError> {
         Self::decode(&self.payload_iv)?.try_into().map_err(|_| EnvelopeError::CorruptHeader)
     }
 
-    fn tag(&self) -> Result<Vec<u8>, EnvelopeError> {
+    pub(crate) fn tag(&self) -> Result<Vec<u8>, EnvelopeError> {
         let tag = Self::decode(&self.payload_auth_tag)?;
         if tag.len() == 16 { Ok(tag) } else { Err(EnvelopeError::CorruptHeader) }
     }
@@ -174,7 +182,8 @@ impl Sealer {
         let start = out.len();
         out.extend_from_slice(payload);
         if let Some(gcm) = self.gcm.as_mut() {
-            gcm.encrypt(&mut out[start..]);
+            // Test-sized payloads only: far below the GCM limit.
+            let _ = gcm.encrypt(&mut out[start..]);
         }
         let header = self.final_header();
         out[PREAMBLE_LEN..PREAMBLE_LEN + header.len()].copy_from_slice(&header);
@@ -187,9 +196,10 @@ impl Seal for Sealer {
         self.preamble_bytes()
     }
 
-    fn encrypt(&mut self, buf: &mut [u8]) {
-        if let Some(gcm) = self.gcm.as_mut() {
-            gcm.encrypt(buf);
+    fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), backup_domain::CryptoError> {
+        match self.gcm.as_mut() {
+            Some(gcm) => gcm.encrypt(buf),
+            None => Ok(()),
         }
     }
 
@@ -219,8 +229,11 @@ pub fn read_header(input: &mut impl Read) -> Result<(Header, usize), EnvelopeErr
     if header.version != 1 {
         return Err(EnvelopeError::UnsupportedVersion);
     }
-    if header.kdf != KDF || header.iterations == 0 || header.iterations > 100_000_000 {
+    if header.kdf != KDF || header.iterations == 0 {
         return Err(EnvelopeError::CorruptHeader);
+    }
+    if header.iterations > MAX_ITERATIONS {
+        return Err(EnvelopeError::TooManyIterations(header.iterations));
     }
     Ok((header, PREAMBLE_LEN + len))
 }
@@ -258,7 +271,7 @@ pub fn decrypt_payload(
         if n == 0 {
             break;
         }
-        gcm.decrypt(&mut buf[..n]);
+        gcm.decrypt(&mut buf[..n]).map_err(|_| EnvelopeError::TooLong)?;
         out.write_all(&buf[..n])?;
         total += n as u64;
     }
@@ -267,27 +280,6 @@ pub fn decrypt_payload(
         return Err(EnvelopeError::Truncated);
     }
     if gcm.verify(&expected) { Ok(total) } else { Err(EnvelopeError::Tampered) }
-}
-
-/// Decrypts the encrypted backup at `source` into a new file `target`. On
-/// any error (wrong password, damage) `target` is removed: a payload whose
-/// tag did not verify is never left behind. `target` is a temporary that is
-/// read back at once and worthless after a crash, so it is not fsynced.
-pub fn decrypt_file(source: &std::path::Path, target: &std::path::Path, password: &str) -> Result<u64, EnvelopeError> {
-    let result = (|| {
-        let mut input = io::BufReader::with_capacity(256 * 1024, std::fs::File::open(source)?);
-        let (header, _) = read_header(&mut input)?;
-        let mbk = unwrap_mbk(&header, password)?;
-        let file = std::fs::File::create_new(target)?;
-        let mut out = io::BufWriter::with_capacity(256 * 1024, file);
-        let size = decrypt_payload(&header, &mbk, &mut input, &mut out)?;
-        out.flush()?;
-        Ok(size)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(target);
-    }
-    result
 }
 
 /// A new header for the same payload under a new password: new salt and
@@ -360,6 +352,14 @@ mod tests {
         let mut v = file.clone();
         v[PREAMBLE_LEN] = b'[';
         assert_eq!(msg(&v), "Corrupted backup header");
+        // A header that asks for a ruinous key derivation is refused before it.
+        let mut input = &file[..];
+        let (mut header, _) = read_header(&mut input).unwrap();
+        header.iterations = 100_000_000;
+        let mut v = Vec::new();
+        write_preamble(&header, &mut v).unwrap();
+        v.extend_from_slice(input);
+        assert!(msg(&v).contains("100000000 key-derivation iterations"), "{}", msg(&v));
         for cut in [3, 10, 20, payload_at] {
             assert_eq!(msg(&file[..cut]), "Truncated backup file", "cut at {cut}");
         }
@@ -408,7 +408,7 @@ mod tests {
             let mut file = sealer.preamble();
             for chunk in payload.chunks(65_537) {
                 let mut c = chunk.to_vec();
-                sealer.encrypt(&mut c);
+                sealer.encrypt(&mut c).unwrap();
                 file.extend_from_slice(&c);
             }
             let (offset, header) = sealer.finish();

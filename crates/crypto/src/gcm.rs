@@ -5,14 +5,40 @@
 //! here over chunks, checked against aes-gcm in the tests.
 
 use aes_gcm::aes::Aes256;
-use aes_gcm::aes::cipher::{BlockCipherEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes_gcm::aes::cipher::{BlockCipherEncrypt, KeyInit, KeyIvInit, StreamCipher, StreamCipherSeek};
 use ghash::GHash;
 use ghash::universal_hash::UniversalHash;
 use zeroize::Zeroize;
 
+use backup_domain::CryptoError;
+
 use crate::keywrap::Key32;
 
 type Ctr = ctr::Ctr32BE<Aes256>;
+
+/// The most bytes one key and nonce may encrypt: 2^32 - 2 blocks (NIST SP
+/// 800-38D). Past it the 32-bit counter would wrap and reuse keystream.
+pub const MAX_MESSAGE: u64 = ((1 << 32) - 2) * 16;
+
+/// The counter block the data starts at: inc32(J0) for a 96-bit IV.
+fn first_counter(iv: &[u8; 12]) -> [u8; 16] {
+    let mut block = [0u8; 16];
+    block[..12].copy_from_slice(iv);
+    block[15] = 2;
+    block
+}
+
+/// Decrypts (or encrypts: it is the same) `buf` as the bytes at `offset` of
+/// a GCM message: CTR mode can start anywhere. This does not authenticate;
+/// the tag must be checked over the whole message apart.
+pub fn apply_keystream_at(key: &Key32, iv: &[u8; 12], offset: u64, buf: &mut [u8]) -> Result<(), CryptoError> {
+    if offset.checked_add(buf.len() as u64).is_none_or(|end| end > MAX_MESSAGE) {
+        return Err(CryptoError::TooLong);
+    }
+    let mut ctr = Ctr::new(&key.0.into(), &first_counter(iv).into());
+    ctr.try_seek(offset).map_err(|_| CryptoError::TooLong)?;
+    ctr.try_apply_keystream(buf).map_err(|_| CryptoError::TooLong)
+}
 
 /// One GCM message being encrypted or decrypted in chunks.
 pub struct GcmStream {
@@ -49,14 +75,25 @@ impl GcmStream {
         j0[15] = 1;
         let mut mask = j0;
         cipher.encrypt_block((&mut mask).into());
-        // The data's counter starts at inc32(J0).
-        j0[15] = 2;
-        let ctr = Ctr::new(&key.0.into(), &j0.into());
+        let ctr = Ctr::new(&key.0.into(), &first_counter(iv).into());
         GcmStream { ctr, ghash, mask, pending: [0; 16], pending_len: 0, len: 0 }
     }
 
+    fn grow(&mut self, by: usize) -> Result<(), CryptoError> {
+        let len = self.len.checked_add(by as u64).filter(|l| *l <= MAX_MESSAGE).ok_or(CryptoError::TooLong)?;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Feeds ciphertext to the tag only (it was decrypted elsewhere, at
+    /// random offsets, with [`apply_keystream_at`]).
+    pub fn authenticate(&mut self, ciphertext: &[u8]) -> Result<(), CryptoError> {
+        self.grow(ciphertext.len())?;
+        self.absorb(ciphertext);
+        Ok(())
+    }
+
     fn absorb(&mut self, mut ciphertext: &[u8]) {
-        self.len += ciphertext.len() as u64;
         if self.pending_len > 0 {
             let take = (16 - self.pending_len).min(ciphertext.len());
             self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&ciphertext[..take]);
@@ -78,17 +115,21 @@ impl GcmStream {
         self.pending_len = rest.len();
     }
 
-    /// Encrypts `buf` in place.
-    pub fn encrypt(&mut self, buf: &mut [u8]) {
+    /// Encrypts `buf` in place; refuses to go past [`MAX_MESSAGE`].
+    pub fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), CryptoError> {
+        self.grow(buf.len())?;
         self.ctr.apply_keystream(buf);
         self.absorb(buf);
+        Ok(())
     }
 
     /// Decrypts `buf` in place. Nothing decrypted may be trusted until
     /// [`GcmStream::verify`] has succeeded.
-    pub fn decrypt(&mut self, buf: &mut [u8]) {
+    pub fn decrypt(&mut self, buf: &mut [u8]) -> Result<(), CryptoError> {
+        self.grow(buf.len())?;
         self.absorb(buf);
         self.ctr.apply_keystream(buf);
+        Ok(())
     }
 
     pub fn tag(mut self) -> [u8; 16] {
@@ -119,6 +160,20 @@ mod tests {
     use aes_gcm::{AeadInOut, Aes256Gcm};
     use proptest::prelude::*;
 
+    #[test]
+    fn refuses_to_go_past_the_gcm_limit() {
+        let key = Key32::from_bytes([1; 32]);
+        let iv = [2; 12];
+        let mut last = [0u8; 16];
+        assert!(apply_keystream_at(&key, &iv, MAX_MESSAGE - 16, &mut last).is_ok());
+        assert_eq!(apply_keystream_at(&key, &iv, MAX_MESSAGE - 15, &mut last), Err(CryptoError::TooLong));
+        let mut stream = GcmStream::new(&key, &iv);
+        stream.len = MAX_MESSAGE - 10;
+        assert!(stream.encrypt(&mut [0u8; 10]).is_ok());
+        assert_eq!(stream.encrypt(&mut [0u8; 1]), Err(CryptoError::TooLong));
+        assert_eq!(stream.authenticate(&[0u8; 1]), Err(CryptoError::TooLong));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Chunked streaming gives exactly what the aes-gcm crate gives for
@@ -133,7 +188,7 @@ mod tests {
             let mut at: usize = 0;
             for cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
                 let end = at.saturating_add(*cut).min(out.len());
-                stream.encrypt(&mut out[at..end]);
+                stream.encrypt(&mut out[at..end]).unwrap();
                 at = end;
             }
             prop_assert_eq!(&out, &whole);
@@ -142,9 +197,21 @@ mod tests {
             let mut back = out.clone();
             let mut stream = GcmStream::new(&key, &iv);
             for chunk in back.chunks_mut(37) {
-                stream.decrypt(chunk);
+                stream.decrypt(chunk).unwrap();
             }
             prop_assert_eq!(&back, &data);
+            // Random access gives the same plaintext, and the tag alone
+            // matches what full decryption computes.
+            let mut tag_only = GcmStream::new(&key, &iv);
+            for (i, chunk) in out.chunks(1000).enumerate().rev() {
+                let mut piece = chunk.to_vec();
+                apply_keystream_at(&key, &iv, i as u64 * 1000, &mut piece).unwrap();
+                prop_assert_eq!(&piece[..], &data[i * 1000..i * 1000 + chunk.len()]);
+            }
+            for chunk in out.chunks(333) {
+                tag_only.authenticate(chunk).unwrap();
+            }
+            prop_assert!(tag_only.verify(&tag));
             prop_assert!(!GcmStream::new(&key, &iv).verify(&[0; 15]));
         }
     }

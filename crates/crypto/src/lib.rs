@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod gcm;
 pub mod keywrap;
 pub mod manage;
+pub mod unseal;
 
 use std::fmt;
 
@@ -66,12 +67,7 @@ impl fmt::Debug for InstanceKey {
     }
 }
 
-/// Whether `a` and `b` are equal, in time that depends only on their
-/// lengths: for tags and tokens, where an early exit would leak how many
-/// leading bytes matched.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub use backup_domain::secret::constant_time_eq;
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) {

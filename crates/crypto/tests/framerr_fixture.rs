@@ -41,5 +41,16 @@ fn opens_framerrs_encrypted_backup() {
     let framerrs = std::fs::read(fixtures().join(g["decryptedZip"]["file"].as_str().unwrap())).unwrap();
     assert!(zip == framerrs, "decrypted payload differs from Framerr's");
 
+    // The same through the unsealer restore uses: decrypted where it is
+    // read, the tag checked alongside.
+    use backup_domain::restore::Unsealer;
+    let unsealed = backup_crypto::unseal::EnvelopeUnsealer
+        .unseal(std::sync::Arc::new(file.clone()), &backup_domain::Password::new(password))
+        .unwrap();
+    let mut plain = vec![0u8; unsealed.payload.size() as usize];
+    assert_eq!(unsealed.payload.read_at(&mut plain, 0).unwrap(), plain.len());
+    assert!(plain == framerrs, "unsealed payload differs from Framerr's");
+    futures::executor::block_on(unsealed.authenticity.check()).unwrap();
+
     assert!(matches!(unwrap_mbk(&header, "correct horse battery!"), Err(EnvelopeError::WrongPassword)));
 }

@@ -1,18 +1,22 @@
 //! The create use case: snapshot, archive, store, then retention.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_io::AsyncWrite;
 
 use futures::io::AsyncWriteExt;
 
-use crate::busy::BusyFlag;
+use crate::busy::{BusyFlag, BusyGuard};
 use crate::encryption::{Envelope, EnvelopeError, Seal, SealingWriter};
 use crate::error::{ArchiveError, DbError, StoreError};
 use crate::kind::BackupKind;
 use crate::manifest::{Encryption, Manifest};
 use crate::name::{BackupFormat, BackupName};
-use crate::ports::{Archiver, BackupStore, Clock, Database, Progress, ProgressEvent, StoredBackup};
+use crate::ports::{
+    Archiver, BackupStore, Clock, Database, Held, InstanceLock, LiveDatabase, LockError, Progress, ProgressEvent,
+    Snapshot, SnapshotKind, StoredBackup,
+};
 use crate::retention;
 
 /// Why a backup was not made. In every case no partial backup is left.
@@ -21,6 +25,9 @@ use crate::retention;
 pub enum CreateError {
     #[error("a backup or restore is already in progress")]
     InProgress,
+    /// Another process holds the instance.
+    #[error(transparent)]
+    Busy(LockError),
     #[error(transparent)]
     Database(#[from] DbError),
     #[error(transparent)]
@@ -31,6 +38,11 @@ pub enum CreateError {
     Envelope(#[from] EnvelopeError),
     #[error("cannot write the backup: {0}")]
     Output(String),
+    /// A plain copy elsewhere was asked for while backups are encrypted.
+    #[error(
+        "backup encryption is on, and this writes a plain backup: allow it explicitly (--plain), or make an encrypted backup in the backups folder"
+    )]
+    PlainRefused,
 }
 
 /// What retention did after a backup. A failed deletion does not fail the
@@ -77,6 +89,25 @@ pub struct Creator {
     /// is committed to `store`, the primary. A failing destination is
     /// reported and never affects the primary copy.
     pub replicas: Vec<Arc<dyn BackupStore>>,
+    /// The instance lock, shared with restore and other processes.
+    pub lock: Arc<dyn InstanceLock>,
+    /// How long to wait for another process's backup or restore.
+    pub lock_wait: Duration,
+}
+
+/// The instance, held: this process's busy flag, then the instance lock.
+/// One backup or restore at a time, in this process and across processes.
+#[derive(Debug)]
+pub struct Hold {
+    _busy: BusyGuard,
+    lock: Arc<dyn Held>,
+}
+
+impl Hold {
+    /// The lock, for work that must keep it past its caller (a commit).
+    pub fn lock(&self) -> Arc<dyn Held> {
+        Arc::clone(&self.lock)
+    }
 }
 
 impl std::fmt::Debug for Creator {
@@ -86,11 +117,45 @@ impl std::fmt::Debug for Creator {
 }
 
 impl Creator {
+    /// Holds the instance for a backup or restore.
+    pub async fn hold(&self) -> Result<Hold, CreateError> {
+        let busy = self.busy.try_acquire().ok_or(CreateError::InProgress)?;
+        let lock = self.lock.acquire(self.lock_wait).await.map_err(CreateError::Busy)?;
+        Ok(Hold { _busy: busy, lock })
+    }
+
+    /// The primary store, then every extra destination.
+    pub fn stores(&self) -> Vec<Arc<dyn BackupStore>> {
+        std::iter::once(self.store.clone()).chain(self.replicas.iter().cloned()).collect()
+    }
+
     /// Makes a backup of `kind` in the store. After a manual or scheduled
     /// backup, when a schedule has been saved, retention deletes the oldest
     /// backups beyond its `maxBackups`; never after a failure.
     pub async fn create(&self, kind: BackupKind) -> Result<Created, CreateError> {
-        let _guard = self.busy.try_acquire().ok_or(CreateError::InProgress)?;
+        let hold = self.hold().await?;
+        self.create_held(&hold, kind, None).await
+    }
+
+    /// Restore's safety backup, the instance already held. A live database
+    /// that cannot be read is copied raw without opening it: an open could
+    /// touch its files (a WAL reset), and they are all that is left.
+    pub async fn create_safety(&self, hold: &Hold, live: &LiveDatabase) -> Result<Created, CreateError> {
+        let snapshot = match live {
+            LiveDatabase::Damaged(why) => Some(self.db.raw_copy(why).await?),
+            _ => None,
+        };
+        self.create_held(hold, BackupKind::Safety, snapshot).await
+    }
+
+    /// [`Creator::create`] for a caller that already holds the instance;
+    /// `snapshot` when it was already taken.
+    async fn create_held(
+        &self,
+        _hold: &Hold,
+        kind: BackupKind,
+        snapshot: Option<Box<dyn Snapshot>>,
+    ) -> Result<Created, CreateError> {
         let now = self.clock.now();
         // Safety backups are never encrypted: they must restore even when
         // the password is what went wrong.
@@ -100,7 +165,7 @@ impl Creator {
         let name = BackupName::unique(kind, now, format, |stem| taken.iter().any(|t| t == stem));
         let id = name.stem();
         self.progress.report(ProgressEvent::Started { id: id.clone(), kind });
-        let result = self.create_named(&id, &name, seal).await;
+        let result = self.create_named(&id, &name, seal, snapshot).await;
         let (stored, manifest) = match result {
             Ok(done) => done,
             Err(e) => {
@@ -142,16 +207,18 @@ impl Creator {
         id: &str,
         name: &BackupName,
         seal: Option<Box<dyn Seal>>,
+        snapshot: Option<Box<dyn Snapshot>>,
     ) -> Result<(StoredBackup, Manifest), CreateError> {
         let mut upload = self.store.create(name).await?;
         let written = match seal {
-            None => self.write_archive(id, name.kind(), Encryption::Plaintext, &mut *upload).await,
+            None => self.write_archive(id, name.kind(), Encryption::Plaintext, &mut *upload, snapshot).await,
             Some(mut seal) => {
                 let sealed = async {
                     let out: &mut (dyn AsyncWrite + Send + Unpin) = &mut *upload;
                     out.write_all(&seal.preamble()).await.map_err(|e| CreateError::Output(e.to_string()))?;
                     let mut sealing = SealingWriter::new(out, seal.as_mut());
-                    let manifest = self.write_archive(id, name.kind(), Encryption::EnvelopeV1, &mut sealing).await?;
+                    let manifest =
+                        self.write_archive(id, name.kind(), Encryption::EnvelopeV1, &mut sealing, snapshot).await?;
                     sealing.flush().await.map_err(|e| CreateError::Output(e.to_string()))?;
                     Ok::<_, CreateError>(manifest)
                 }
@@ -180,17 +247,23 @@ impl Creator {
     }
 
     /// Streams a plain backup to `out` instead of the store (`create
-    /// --output`). No retention: nothing was added to the store. The caller
-    /// decides whether a plain copy is acceptable while encryption is on.
+    /// --output`). No retention: nothing was added to the store. While
+    /// backup encryption is on, a plain copy is written only with
+    /// `plain_ok`: credentials must not land in clear on a USB stick by
+    /// accident.
     pub async fn create_to(
         &self,
         kind: BackupKind,
         out: &mut (dyn AsyncWrite + Send + Unpin),
+        plain_ok: bool,
     ) -> Result<Manifest, CreateError> {
-        let _guard = self.busy.try_acquire().ok_or(CreateError::InProgress)?;
+        let _hold = self.hold().await?;
+        if !plain_ok && self.envelope.sealer().await?.is_some() {
+            return Err(CreateError::PlainRefused);
+        }
         let id = BackupName::new(kind, self.clock.now(), BackupFormat::Plain).stem();
         self.progress.report(ProgressEvent::Started { id: id.clone(), kind });
-        match self.write_archive(&id, kind, Encryption::Plaintext, out).await {
+        match self.write_archive(&id, kind, Encryption::Plaintext, out, None).await {
             Ok(manifest) => {
                 self.progress.report(ProgressEvent::Complete { id, filename: String::new(), size: 0 });
                 Ok(manifest)
@@ -208,14 +281,34 @@ impl Creator {
         kind: BackupKind,
         encryption: Encryption,
         out: &mut (dyn AsyncWrite + Send + Unpin),
+        snapshot: Option<Box<dyn Snapshot>>,
     ) -> Result<Manifest, CreateError> {
         self.step(id, "database", 0);
-        let snapshot = self.db.snapshot().await?;
+        let snapshot = match snapshot {
+            Some(snapshot) => snapshot,
+            None => self.snapshot(kind).await?,
+        };
         let mut manifest = Manifest::new(kind, self.clock.now(), encryption, self.archiver.assets().await);
-        manifest.user_version = Some(snapshot.user_version());
+        manifest.user_version = snapshot.user_version();
+        manifest.damaged = snapshot.damaged().map(str::to_owned);
         self.step(id, "archive", 5);
         let report = |percent: u8| self.step(id, "archive", 5 + (percent.min(100) as u16 * 90 / 100) as u8);
         Ok(self.archiver.write(&*snapshot, manifest, out, &report).await?)
+    }
+
+    /// A portable snapshot for backups that may go to another instance; for
+    /// a safety backup, one that keeps this instance's encryption, or, when
+    /// the live database cannot be read, its files as they are: restore is
+    /// what a broken instance needs, and its files must not be lost.
+    async fn snapshot(&self, kind: BackupKind) -> Result<Box<dyn Snapshot>, CreateError> {
+        if kind != BackupKind::Safety {
+            return Ok(self.db.snapshot(SnapshotKind::Portable).await?);
+        }
+        match self.db.snapshot(SnapshotKind::SameInstance).await {
+            Ok(snapshot) => Ok(snapshot),
+            Err(e @ (DbError::NotSqlite(_) | DbError::Corrupt { .. })) => Ok(self.db.raw_copy(&e.to_string()).await?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes the oldest manual and scheduled backups beyond the saved
@@ -302,14 +395,15 @@ mod tests {
 
     use super::*;
     use crate::memory::MemoryStore;
-    use crate::ports::Snapshot;
     use crate::schedule::Schedule;
 
     mock! {
         Db {}
         #[async_trait]
         impl Database for Db {
-            async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError>;
+            async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError>;
+            async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;
+            async fn state(&self) -> crate::ports::LiveDatabase;
             async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
             async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError>;
         }
@@ -330,6 +424,8 @@ mod tests {
             busy: BusyFlag::default(),
             envelope: Arc::new(crate::encryption::NoEnvelope),
             replicas: Vec::new(),
+            lock: Arc::new(crate::testkit::ProcessLock::default()),
+            lock_wait: std::time::Duration::ZERO,
         };
         (creator, recorder)
     }
@@ -358,7 +454,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-safety-2025-01-01T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().times(1).returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().times(1).returning(|_| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(1).returning(|| Ok(Some(schedule_keeping(1))));
             let (creator, recorder) = creator(db, &store, false);
             let created = creator.create(BackupKind::Manual).await.unwrap();
@@ -388,7 +484,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(1).returning(|| Ok(None));
             let (creator, _) = creator(db, &store, false);
             creator.create(BackupKind::Scheduled).await.unwrap();
@@ -402,7 +498,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(0);
             let (creator, recorder) = creator(db, &store, true);
             let err = creator.create(BackupKind::Scheduled).await.unwrap_err();
@@ -424,7 +520,10 @@ mod tests {
             assert!(matches!(creator.create(BackupKind::Manual).await, Err(CreateError::InProgress)));
             let mut sink = Vec::new();
             let mut out = futures::io::Cursor::new(&mut sink);
-            assert!(matches!(creator.create_to(BackupKind::Manual, &mut out).await, Err(CreateError::InProgress)));
+            assert!(matches!(
+                creator.create_to(BackupKind::Manual, &mut out, false).await,
+                Err(CreateError::InProgress)
+            ));
         });
     }
 
@@ -435,7 +534,7 @@ mod tests {
             seed(&primary, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
             seed(&replica, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
             let (mut creator, recorder) = creator(db, &primary, false);
             creator.replicas = vec![Arc::new(replica.clone()), Arc::new(crate::testkit::DownStore)];
@@ -463,7 +562,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-safety-2026-11-26T03-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(0);
             let (creator, _) = creator(db, &store, false);
             let created = creator.create(BackupKind::Safety).await.unwrap();

@@ -50,6 +50,10 @@ pub enum CryptoError {
     WrongKey,
     #[error("value is not in the encrypted format")]
     Malformed,
+    /// AES-GCM allows at most 2^32 - 2 blocks (about 64 GiB) under one key
+    /// and nonce.
+    #[error("more than AES-GCM can encrypt under one key and nonce (64 GiB)")]
+    TooLong,
 }
 
 /// Writing or reading a backup archive failed.

@@ -6,6 +6,7 @@
 //! runtime, no database driver, no object store client, and never reads
 //! the file system or the system clock; `tests/architecture.rs` checks it.
 
+pub mod assets;
 pub mod auth;
 pub mod busy;
 #[cfg(any(test, feature = "conformance"))]
@@ -15,6 +16,7 @@ pub mod credentials;
 pub mod detect;
 pub mod encryption;
 pub mod error;
+pub mod file;
 pub mod kind;
 pub mod listing;
 pub mod manifest;
@@ -25,15 +27,20 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod scheduler;
+pub mod secret;
 #[cfg(test)]
 mod testkit;
 pub mod timefmt;
 
+pub use assets::{AssetFolder, AssetPaths};
 pub use busy::{BusyFlag, BusyGuard};
-pub use create::{CreateError, Created, Creator, RetentionOutcome};
+pub use create::{CreateError, Created, Creator, Hold, RetentionOutcome};
+pub use encryption::{BackupEncryption, EncryptionError};
 pub use error::{ArchiveError, CryptoError, DbError, StoreError};
 pub use kind::BackupKind;
 pub use manifest::{Assets, Encryption, EntryDigest, Manifest, ManifestError};
 pub use name::{BackupFormat, BackupName, NameError};
+pub use restore::{RestoreError, RestoreRequest, RestoreSummary, Restorer, SafetyBackup, Source, VerifyReport};
 pub use retention::MaxBackups;
 pub use schedule::{Frequency, Schedule, ScheduleErrors, Zone};
+pub use secret::Password;

@@ -1,82 +1,163 @@
-//! A listing in the shape of Framerr's `GET /list` (spec section 8):
-//! newest first, with the total size.
+//! What is stored where: every store's backups merged into one listing,
+//! newest first, each backup once with the places it lives (Framerr's
+//! `GET /list`, spec section 8, plus `locations`), and deleting a backup
+//! everywhere.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use crate::ports::StoredBackup;
-use crate::timefmt::to_iso_millis;
+use serde::Serialize;
+use time::OffsetDateTime;
 
-/// Sorts `backups` newest first and returns the `/list` body.
-pub fn to_json(backups: &mut [StoredBackup]) -> Value {
-    backups.sort_by(|a, b| b.name.cmp(&a.name));
-    let total: u64 = backups.iter().map(|b| b.size).sum();
-    let items: Vec<Value> = backups
-        .iter()
-        .map(|b| {
-            json!({
-                "filename": b.name.to_string(),
-                "size": b.size,
-                "createdAt": b.name.created_at().map(to_iso_millis),
-                "type": b.name.kind(),
-                "encrypted": b.name.is_encrypted(),
-            })
-        })
-        .collect();
-    json!({ "backups": items, "totalSize": total, "count": backups.len() })
+use crate::error::StoreError;
+use crate::kind::BackupKind;
+use crate::name::BackupName;
+use crate::ports::BackupStore;
+
+/// One backup in a listing. Serializes as an item of Framerr's `/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    #[serde(rename = "filename", serialize_with = "as_text")]
+    pub name: BackupName,
+    pub size: u64,
+    #[serde(with = "crate::timefmt::iso_opt")]
+    pub created_at: Option<OffsetDateTime>,
+    #[serde(rename = "type")]
+    pub kind: BackupKind,
+    pub encrypted: bool,
+    /// Where it lives, by store description (never a credential).
+    pub locations: Vec<String>,
 }
 
-/// Every store's backups, each name once (the first store's entry wins),
-/// with the places it lives as `locations` in each item, and the stores
-/// that could not be listed.
-pub async fn merged(stores: &[std::sync::Arc<dyn crate::ports::BackupStore>]) -> (Value, Vec<String>) {
-    let mut locations: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut backups = Vec::new();
+fn as_text<S: serde::Serializer>(name: &BackupName, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(name)
+}
+
+/// Every backup everywhere. Serializes as Framerr's `/list` body.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing {
+    /// Newest first.
+    pub backups: Vec<Listed>,
+    pub total_size: u64,
+    pub count: usize,
+    /// Stores that could not be listed, with why.
+    #[serde(skip)]
+    pub unreachable: Vec<String>,
+}
+
+/// Lists every store; a name in several stores is listed once (the first
+/// store's size), with all its locations.
+pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
+    let mut found: BTreeMap<BackupName, Listed> = BTreeMap::new();
     let mut unreachable = Vec::new();
     for store in stores {
         match store.list().await {
             Ok(list) => {
                 for b in list {
-                    let places = locations.entry(b.name.to_string()).or_default();
-                    if places.is_empty() {
-                        backups.push(b);
+                    let entry = found.entry(b.name.clone()).or_insert_with(|| Listed {
+                        created_at: b.name.created_at(),
+                        kind: b.name.kind(),
+                        encrypted: b.name.is_encrypted(),
+                        name: b.name,
+                        size: b.size,
+                        locations: Vec::new(),
+                    });
+                    let place = store.describe();
+                    if !entry.locations.contains(&place) {
+                        entry.locations.push(place);
                     }
-                    places.push(store.describe());
                 }
             }
             Err(e) => unreachable.push(format!("{}: {e}", store.describe())),
         }
     }
-    let mut json = to_json(&mut backups);
-    if let Some(items) = json["backups"].as_array_mut() {
-        for item in items {
-            let name = item["filename"].as_str().unwrap_or_default().to_owned();
-            item["locations"] = json!(locations.remove(&name).unwrap_or_default());
+    let backups: Vec<Listed> = found.into_values().rev().collect();
+    Listing { total_size: backups.iter().map(|b| b.size).sum(), count: backups.len(), backups, unreachable }
+}
+
+/// Why a delete did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeleteError {
+    #[error("{0} is a safety backup, kept to undo a restore; delete it deliberately (force) if you must")]
+    SafetyNeedsForce(BackupName),
+    #[error("backup {0} not found")]
+    NotFound(BackupName),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Deletes `name` from every store that has it; a safety backup only when
+/// `force`. Returns where it was deleted.
+pub async fn delete(
+    stores: &[Arc<dyn BackupStore>],
+    name: &BackupName,
+    force: bool,
+) -> Result<Vec<String>, DeleteError> {
+    if name.kind() == BackupKind::Safety && !force {
+        return Err(DeleteError::SafetyNeedsForce(name.clone()));
+    }
+    let mut deleted = Vec::new();
+    for store in stores {
+        match store.delete(name).await {
+            Ok(()) => deleted.push(store.describe()),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    (json, unreachable)
+    if deleted.is_empty() {
+        return Err(DeleteError::NotFound(name.clone()));
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BackupName;
+    use crate::memory::MemoryStore;
+    use futures::executor::block_on;
+    use futures::io::AsyncWriteExt;
+
+    fn put(store: &MemoryStore, name: &str, data: &[u8]) {
+        block_on(async {
+            let mut up = store.create(&BackupName::parse(name).unwrap()).await.unwrap();
+            up.write_all(data).await.unwrap();
+            up.commit().await.unwrap();
+        });
+    }
 
     #[test]
-    fn framerrs_shape_newest_first() {
-        let mut list: Vec<StoredBackup> =
-            ["framerr-manual-2026-01-01T00-00-00.zip", "framerr-safety-2026-02-01T00-00-00.framerr-backup"]
-                .iter()
-                .map(|n| StoredBackup { name: BackupName::parse(n).unwrap(), size: 10 })
-                .collect();
-        let json = to_json(&mut list);
-        assert_eq!(json["count"], 2);
-        assert_eq!(json["totalSize"], 20);
-        let merged = futures::executor::block_on(merged(&[]));
-        assert_eq!(merged.0["count"], 0);
+    fn merged_newest_first_in_framerrs_shape() {
+        let (a, b) = (MemoryStore::default(), MemoryStore::default());
+        put(&a, "framerr-manual-2026-01-01T00-00-00.zip", b"0123456789");
+        put(&a, "framerr-safety-2026-02-01T00-00-00.framerr-backup", b"0123456789");
+        put(&b, "framerr-safety-2026-02-01T00-00-00.framerr-backup", b"0123456789");
+        let stores: Vec<Arc<dyn BackupStore>> = vec![Arc::new(a), Arc::new(b), Arc::new(crate::testkit::DownStore)];
+        let listing = block_on(list(&stores));
+        assert_eq!((listing.count, listing.total_size), (2, 20));
+        assert_eq!(listing.unreachable.len(), 1);
         assert_eq!(
-            json["backups"][0],
-            json!({"filename": "framerr-safety-2026-02-01T00-00-00.framerr-backup", "size": 10,
-                   "createdAt": "2026-02-01T00:00:00.000Z", "type": "safety", "encrypted": true})
+            serde_json::to_value(&listing.backups[0]).unwrap(),
+            serde_json::json!({"filename": "framerr-safety-2026-02-01T00-00-00.framerr-backup", "size": 10,
+                "createdAt": "2026-02-01T00:00:00.000Z", "type": "safety", "encrypted": true,
+                "locations": ["memory"]})
         );
+        let json = serde_json::to_value(&listing).unwrap();
+        assert_eq!((json["count"].as_u64(), json["totalSize"].as_u64()), (Some(2), Some(20)));
+        assert!(json.get("unreachable").is_none());
+        assert_eq!(block_on(list(&[])).count, 0);
+    }
+
+    #[test]
+    fn safety_backups_are_deleted_only_when_forced() {
+        let store = MemoryStore::default();
+        put(&store, "framerr-safety-2026-02-01T00-00-00.zip", b"x");
+        let stores: Vec<Arc<dyn BackupStore>> = vec![Arc::new(store)];
+        let name = BackupName::parse("framerr-safety-2026-02-01T00-00-00.zip").unwrap();
+        assert!(matches!(block_on(delete(&stores, &name, false)), Err(DeleteError::SafetyNeedsForce(_))));
+        assert_eq!(block_on(delete(&stores, &name, true)).unwrap(), ["memory"]);
+        assert!(matches!(block_on(delete(&stores, &name, true)), Err(DeleteError::NotFound(_))));
     }
 }

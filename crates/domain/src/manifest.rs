@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::assets::AssetFolder;
 use crate::kind::BackupKind;
 use crate::timefmt;
 
@@ -52,6 +53,26 @@ pub struct Assets {
     pub favicon: bool,
 }
 
+impl Assets {
+    /// Whether `folder` existed.
+    pub fn has(&self, folder: AssetFolder) -> bool {
+        match folder {
+            AssetFolder::ProfilePictures => self.profile_pictures,
+            AssetFolder::CustomIcons => self.custom_icons,
+            AssetFolder::Favicon => self.favicon,
+        }
+    }
+
+    /// The folders for which `exists` says yes.
+    pub fn from_fn(mut exists: impl FnMut(AssetFolder) -> bool) -> Self {
+        Assets {
+            profile_pictures: exists(AssetFolder::ProfilePictures),
+            custom_icons: exists(AssetFolder::CustomIcons),
+            favicon: exists(AssetFolder::Favicon),
+        }
+    }
+}
+
 /// Who wrote the backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generator {
@@ -90,6 +111,11 @@ pub struct Manifest {
     /// `PRAGMA user_version` of the database entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_version: Option<i64>,
+    /// Set on a safety backup of a live database that could not be read:
+    /// the database entry is the live file byte for byte (its WAL beside it
+    /// as `framerr.db-wal`), and this says why it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<EntryDigest>>,
 }
@@ -127,6 +153,7 @@ impl Manifest {
             assets,
             generator: Some(Generator::this_crate()),
             user_version: None,
+            damaged: None,
             entries: None,
         }
     }

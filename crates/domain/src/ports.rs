@@ -7,12 +7,15 @@
 //! in an async runtime, while adapters built on tokio convert at their edge.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_io::{AsyncRead, AsyncWrite};
 use time::OffsetDateTime;
 
 use crate::error::{ArchiveError, CryptoError, DbError, StoreError};
+use crate::file::BackupFile;
 use crate::kind::BackupKind;
 use crate::manifest::{Assets, Manifest};
 use crate::name::BackupName;
@@ -76,6 +79,23 @@ pub trait BackupStore: Send + Sync {
 
     /// Deletes a backup. Deleting a name that does not exist is `NotFound`.
     async fn delete(&self, name: &BackupName) -> Result<(), StoreError>;
+
+    /// The backup as a local file with random access, when this store is
+    /// on this machine (restore reads it in place instead of copying it);
+    /// `None` for remote stores. `NotFound` as [`BackupStore::open`].
+    async fn open_file(&self, name: &BackupName) -> Result<Option<Arc<dyn BackupFile>>, StoreError> {
+        let _ = name;
+        Ok(None)
+    }
+}
+
+/// Local scratch space for backups that must be read with random access
+/// but live elsewhere (a remote store).
+#[async_trait]
+pub trait Scratch: Send + Sync {
+    /// Copies `reader` to its end into a scratch file, removed when the
+    /// result is dropped (or when the copy fails or is cancelled).
+    async fn keep(&self, reader: &mut (dyn AsyncRead + Send + Unpin)) -> Result<Arc<dyn BackupFile>, StoreError>;
 }
 
 /// A backup being written. Dropping it without `commit` discards it.
@@ -101,16 +121,58 @@ pub trait Upload: AsyncWrite + Send + Unpin {
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// A consistent copy of the live database, taken at one instant, with
-/// credentials already made portable (decrypted). It is deleted when dropped.
+/// A copy of the live database for a backup. It is deleted when dropped.
 #[async_trait]
 pub trait Snapshot: Send + Sync {
-    /// `PRAGMA user_version` of the copy.
-    fn user_version(&self) -> i64;
+    /// `PRAGMA user_version` of the copy; `None` for a raw copy of a
+    /// database that cannot be read.
+    fn user_version(&self) -> Option<i64>;
     /// The size of the database file in bytes.
     fn size(&self) -> u64;
     /// Reads the database file from its start.
     async fn open(&self) -> Result<Box<dyn AsyncRead + Send + Unpin>, DbError>;
+    /// Further files that belong with the database (a raw copy's WAL), as
+    /// (entry name, size, content).
+    async fn extras(&self) -> Result<Vec<(String, u64, Box<dyn AsyncRead + Send + Unpin>)>, DbError> {
+        Ok(Vec::new())
+    }
+    /// Why the live database could not be read, for a raw copy.
+    fn damaged(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What a backup copies of the live database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// Credentials decrypted, so another instance with another key can
+    /// restore it (spec section 6).
+    Portable,
+    /// Credentials left encrypted with this instance's key: for safety
+    /// backups, which are restored onto the instance that made them.
+    SameInstance,
+}
+
+/// The live database as restore sees it before replacing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveDatabase {
+    Absent,
+    Readable {
+        user_version: i64,
+    },
+    /// It exists but cannot be read (empty, truncated, not SQLite,
+    /// corrupt): restore is what the user needs, not a refusal.
+    Damaged(String),
+}
+
+impl LiveDatabase {
+    /// The version a restored database must not exceed, when known.
+    pub fn user_version(&self) -> Option<i64> {
+        match self {
+            LiveDatabase::Readable { user_version } => Some(*user_version),
+            _ => None,
+        }
+    }
 }
 
 /// The live Framerr database.
@@ -120,10 +182,38 @@ pub trait Snapshot: Send + Sync {
 /// state that existed at one instant.
 #[async_trait]
 pub trait Database: Send + Sync {
-    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError>;
+    async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError>;
+    /// The live files as they are, for a safety backup of a database that
+    /// cannot be read.
+    async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;
+    /// Whether the live database exists and can be read.
+    async fn state(&self) -> LiveDatabase;
     /// The stored `backupSchedule`, or `None` when no schedule was ever saved.
     async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
     async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError>;
+}
+
+/// Something that holds the instance lock until it is dropped.
+pub trait Held: Send + Sync + fmt::Debug {}
+
+/// The instance lock could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    #[error("another backup or restore of this instance is running ({0}); try again when it has finished")]
+    Busy(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One exclusive lock per instance, across processes (a server and a cron'd
+/// CLI): held for a whole backup, restore (stage, safety backup, commit)
+/// and recovery. Taking it first finishes or rolls back a restore whose
+/// process died, so nothing ever acts on the journal of a live restore.
+#[async_trait]
+pub trait InstanceLock: Send + Sync {
+    /// Takes the lock, waiting up to `wait` for another holder.
+    async fn acquire(&self, wait: Duration) -> Result<Arc<dyn Held>, LockError>;
 }
 
 /// Writes backup archives: the database snapshot and the asset folders the

@@ -141,6 +141,8 @@ mod tests {
             busy: BusyFlag::default(),
             envelope: Arc::new(NoEnvelope),
             replicas: Vec::new(),
+            lock: Arc::new(crate::testkit::ProcessLock::default()),
+            lock_wait: std::time::Duration::ZERO,
         };
         World { scheduler: ScheduledBackups::new(creator, Zone::named(zone).unwrap()), clock, db, store, recorder }
     }

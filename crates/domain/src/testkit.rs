@@ -13,7 +13,8 @@ use crate::error::{ArchiveError, DbError, StoreError};
 use crate::manifest::{Assets, Manifest};
 use crate::name::BackupName;
 use crate::ports::{
-    Archiver, BackupStore, Clock, Database, Download, Progress, ProgressEvent, Snapshot, StoredBackup, Upload,
+    Archiver, BackupStore, Clock, Database, Download, Held, InstanceLock, LiveDatabase, LockError, Progress,
+    ProgressEvent, Snapshot, SnapshotKind, StoredBackup, Upload,
 };
 use crate::schedule::Schedule;
 
@@ -21,8 +22,8 @@ pub(crate) struct FakeSnapshot;
 
 #[async_trait]
 impl Snapshot for FakeSnapshot {
-    fn user_version(&self) -> i64 {
-        48
+    fn user_version(&self) -> Option<i64> {
+        Some(48)
     }
     fn size(&self) -> u64 {
         3
@@ -101,8 +102,14 @@ pub(crate) struct MemoryDb {
 
 #[async_trait]
 impl Database for MemoryDb {
-    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError> {
+    async fn snapshot(&self, _: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError> {
         Ok(Box::new(FakeSnapshot))
+    }
+    async fn raw_copy(&self, _: &str) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(FakeSnapshot))
+    }
+    async fn state(&self) -> LiveDatabase {
+        LiveDatabase::Readable { user_version: 48 }
     }
     async fn schedule(&self) -> Result<Option<Schedule>, DbError> {
         Ok(self.schedule.lock().unwrap().clone())
@@ -136,5 +143,38 @@ impl BackupStore for DownStore {
     }
     async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
         Err(StoreError::NotFound(name.to_string()))
+    }
+}
+
+/// The instance lock within one process: a flag, never waited for.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessLock(Arc<Mutex<bool>>);
+
+#[derive(Debug)]
+struct HeldFlag(Arc<Mutex<bool>>);
+
+impl Held for HeldFlag {}
+
+impl Drop for HeldFlag {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = false;
+    }
+}
+
+impl ProcessLock {
+    pub(crate) fn is_held(&self) -> bool {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl InstanceLock for ProcessLock {
+    async fn acquire(&self, _wait: std::time::Duration) -> Result<Arc<dyn Held>, LockError> {
+        let mut held = self.0.lock().unwrap();
+        if *held {
+            return Err(LockError::Busy("held by another process".into()));
+        }
+        *held = true;
+        Ok(Arc::new(HeldFlag(Arc::clone(&self.0))))
     }
 }

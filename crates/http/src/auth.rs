@@ -8,7 +8,7 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use backup_crypto::constant_time_eq;
+use backup_domain::secret::constant_time_eq;
 
 use crate::{ApiError, AppState};
 

@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 
-use std::sync::Arc;
-
-use backup_domain::ports::{BackupStore, Download};
+use backup_domain::listing::DeleteError;
+use backup_domain::ports::Download;
 use backup_domain::{BackupKind, BackupName, StoreError};
 
 use crate::{ApiError, ApiResult, AppState};
@@ -29,22 +29,16 @@ pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Valu
     })))
 }
 
-/// Every store, in order: the primary first, then the extra destinations.
-pub(crate) fn stores(state: &AppState) -> Vec<Arc<dyn BackupStore>> {
-    let creator = &state.backups.creator;
-    std::iter::once(creator.store.clone()).chain(creator.replicas.iter().cloned()).collect()
-}
-
 /// Framerr's listing, with each backup once and, as an extra field Framerr
 /// ignores, the places it lives. An unreachable destination is skipped.
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     // The primary must answer; a destination may be down.
     state.backups.creator.store.list().await?;
-    let (json, unreachable) = backup_domain::listing::merged(&stores(&state)).await;
-    for problem in unreachable {
+    let listing = backup_domain::listing::list(&state.backups.creator.stores()).await;
+    for problem in &listing.unreachable {
         tracing::warn!(%problem, "cannot list a destination");
     }
-    Ok(Json(json))
+    Ok(Json(serde_json::to_value(listing).map_err(|e| ApiError::internal("Listing", e))?))
 }
 
 fn parse_name(filename: &str) -> ApiResult<BackupName> {
@@ -68,8 +62,8 @@ pub(crate) async fn download(State(state): State<AppState>, Path(filename): Path
 }
 
 /// From the primary, else from the first destination that has it.
-pub(crate) async fn open_anywhere(state: &AppState, name: &BackupName) -> ApiResult<Download> {
-    for store in stores(state) {
+async fn open_anywhere(state: &AppState, name: &BackupName) -> ApiResult<Download> {
+    for store in state.backups.creator.stores() {
         match store.open(name).await {
             Ok(download) => return Ok(download),
             Err(StoreError::NotFound(_)) => continue,
@@ -79,24 +73,30 @@ pub(crate) async fn open_anywhere(state: &AppState, name: &BackupName) -> ApiRes
     Err(ApiError::not_found("Backup not found"))
 }
 
-/// Deletes the backup wherever it lives.
-pub(crate) async fn remove(State(state): State<AppState>, Path(filename): Path<String>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteQuery {
+    /// Deliberately deletes a safety backup.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Deletes the backup wherever it lives. A safety backup only with
+/// `?force=true`: it is kept to undo a restore.
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Path(filename): Path<String>,
+    Query(query): Query<DeleteQuery>,
+) -> ApiResult<Json<Value>> {
     let name = parse_name(&filename)?;
-    if name.kind() == BackupKind::Safety {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "Safety backups cannot be deleted"));
-    }
-    let mut deleted = false;
-    for store in stores(&state) {
-        match store.delete(&name).await {
-            Ok(()) => deleted = true,
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+    match backup_domain::listing::delete(&state.backups.creator.stores(), &name, query.force).await {
+        Ok(_) => Ok(Json(json!({ "success": true }))),
+        Err(DeleteError::SafetyNeedsForce(_)) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "Safety backups cannot be deleted without force=true"))
         }
+        Err(DeleteError::NotFound(_)) => Err(ApiError::not_found("Backup not found")),
+        Err(DeleteError::Store(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal("Deleting", e)),
     }
-    if !deleted {
-        return Err(ApiError::not_found("Backup not found"));
-    }
-    Ok(Json(json!({ "success": true })))
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use backup_crypto::manage::ManageError;
-use backup_domain::{CreateError, StoreError};
+use backup_domain::restore::{OpenError, StageError};
+use backup_domain::{CreateError, EncryptionError, RestoreError, StoreError};
 
 /// An error response: `{"error": "..."}` plus optional fields.
 #[derive(Debug)]
@@ -41,6 +41,16 @@ impl ApiError {
         tracing::error!(%detail, "{what}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what} failed"))
     }
+
+    /// The disk is full: the server's problem, said plainly (507).
+    pub fn full(what: &str, detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "{what}: no space left");
+        Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("{what} failed: no space left on the server's disk"))
+    }
+
+    pub fn in_progress() -> Self {
+        Self::new(StatusCode::CONFLICT, "A backup or restore is already in progress")
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -57,6 +67,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ApiError::not_found("Backup not found"),
+            StoreError::Full(_) => ApiError::full("The backup store", e),
             other => ApiError::internal("the backup store", other),
         }
     }
@@ -66,21 +77,46 @@ impl From<CreateError> for ApiError {
     fn from(e: CreateError) -> Self {
         match e {
             CreateError::InProgress => ApiError::new(StatusCode::CONFLICT, "A backup is already in progress"),
+            CreateError::Busy(_) => ApiError::in_progress(),
+            CreateError::Store(StoreError::Full(_)) => ApiError::full("Backup", e),
             other => ApiError::internal("Backup", other),
         }
     }
 }
 
-impl From<ManageError> for ApiError {
-    fn from(e: ManageError) -> Self {
+impl From<EncryptionError> for ApiError {
+    fn from(e: EncryptionError) -> Self {
+        use backup_domain::encryption::VaultError;
         let status = match &e {
-            ManageError::PasswordTooShort | ManageError::NoServerKey => StatusCode::BAD_REQUEST,
-            ManageError::AlreadyEnabled => StatusCode::CONFLICT,
-            ManageError::NotEnabled => StatusCode::NOT_FOUND,
-            ManageError::WrongPassword => StatusCode::FORBIDDEN,
+            EncryptionError::PasswordTooShort | EncryptionError::Vault(VaultError::NoServerKey) => {
+                StatusCode::BAD_REQUEST
+            }
+            EncryptionError::AlreadyEnabled => StatusCode::CONFLICT,
+            EncryptionError::NotEnabled => StatusCode::NOT_FOUND,
+            EncryptionError::WrongPassword => StatusCode::FORBIDDEN,
             _ => return ApiError::internal("Backup encryption", e),
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<RestoreError> for ApiError {
+    /// The backup's fault is 400 (401 for a wrong password); the server's
+    /// is 500, or 507 for a full disk: a user must never be told a good
+    /// backup is damaged because the disk filled up.
+    fn from(e: RestoreError) -> Self {
+        match e {
+            RestoreError::InProgress | RestoreError::Busy(_) => ApiError::in_progress(),
+            RestoreError::NotFound(_) => ApiError::not_found("Backup not found"),
+            RestoreError::SetupClosed => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+            RestoreError::Open(OpenError::WrongPassword) => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            RestoreError::Open(OpenError::Io(_)) => ApiError::internal("Reading the backup", e),
+            RestoreError::Stage(StageError::Io { full: true, .. }) => ApiError::full("Restore", e),
+            RestoreError::Stage(StageError::Io { .. }) => ApiError::internal("Restore", e),
+            RestoreError::Store(store) => store.into(),
+            RestoreError::Safety(_) | RestoreError::Database(_) => ApiError::internal("Restore", e),
+            other => ApiError::bad_request(other.to_string()),
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! against this server unchanged: `fn router(state) -> Router`, mounted at
 //! `/api/backup` and `/api/auth/setup`.
 //!
-//! Ports come in as trait objects in [`AppState`]; this crate alone maps
-//! errors to HTTP statuses (`error.rs`).
+//! Presentation only: the use cases come in [`AppState`] from
+//! `backup-domain` (built by `backup-app`); this crate parses requests,
+//! renders responses, and alone maps errors to HTTP statuses (`error.rs`).
 
 mod auth;
 mod backups;
@@ -13,10 +14,9 @@ mod events;
 mod health;
 mod restore;
 mod schedule;
-pub mod scheduler;
 mod setup;
+mod upload;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,12 +25,10 @@ use axum::routing::{delete, get, post};
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
-use backup_crypto::InstanceKey;
 use backup_domain::auth::Sessions;
-use backup_domain::encryption::KeyStore;
-use backup_domain::ports::{FieldCipher, Progress, ProgressEvent};
+use backup_domain::ports::{Progress, ProgressEvent, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
-use backup_instance::Instance;
+use backup_domain::{BackupEncryption, Restorer};
 
 pub use error::{ApiError, ApiResult};
 pub use setup::SetupRestores;
@@ -38,26 +36,25 @@ pub use setup::SetupRestores;
 /// Everything the routes need.
 #[derive(Clone)]
 pub struct AppState {
+    /// Create, list, schedule; `backups.creator` holds the stores.
     pub backups: ScheduledBackups,
+    pub restorer: Restorer,
+    pub encryption: BackupEncryption,
     pub sessions: Arc<dyn Sessions>,
-    pub key_store: Arc<dyn KeyStore>,
-    pub server_key: Option<InstanceKey>,
-    pub cipher: Option<Arc<dyn FieldCipher>>,
-    pub instance: Instance,
+    /// Where uploads are kept while they are restored.
+    pub scratch: Arc<dyn Scratch>,
     pub events: broadcast::Sender<ProgressEvent>,
     /// Wakes the scheduler when the schedule changes.
     pub schedule_changed: Arc<tokio::sync::Notify>,
     /// `Authorization: Bearer` for headless use, when configured.
     pub bearer_token: Option<Arc<Zeroizing<String>>>,
-    /// Uploads (setup restore, restore on a running instance) are staged here.
-    pub work_dir: PathBuf,
     pub upload_limit: u64,
     pub setup: SetupRestores,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("work_dir", &self.work_dir).finish_non_exhaustive()
+        f.debug_struct("AppState").field("upload_limit", &self.upload_limit).finish_non_exhaustive()
     }
 }
 
@@ -65,6 +62,14 @@ impl std::fmt::Debug for AppState {
 /// events rather than slowing a backup down.
 #[derive(Debug, Clone)]
 pub struct BroadcastProgress(pub broadcast::Sender<ProgressEvent>);
+
+impl BroadcastProgress {
+    /// A progress sink and the channel SSE clients subscribe to.
+    pub fn channel() -> (BroadcastProgress, broadcast::Sender<ProgressEvent>) {
+        let (events, _) = broadcast::channel(256);
+        (BroadcastProgress(events.clone()), events)
+    }
+}
 
 impl Progress for BroadcastProgress {
     fn report(&self, event: ProgressEvent) {

@@ -4,7 +4,6 @@
 //! time.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,13 +12,12 @@ use axum::Json;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
-use backup_crypto::envelope::EnvelopeError;
-use backup_crypto::manage::Password;
+use backup_domain::Password;
+use backup_domain::file::BackupFile;
 use backup_domain::name::BackupFormat;
+use backup_domain::restore::{OpenError, RestoreLimits, RestoreRequest, Source};
 
-use crate::restore::{TempFile, decrypt as decrypt_upload, format_of, perform};
 use crate::{ApiError, ApiResult, AppState};
 
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
@@ -27,7 +25,8 @@ pub(crate) const MAX_ATTEMPTS: u32 = 5;
 pub(crate) const COOLDOWN: Duration = Duration::from_secs(1);
 
 struct Pending {
-    upload: Option<TempFile>,
+    /// Deleted (dropped) after the fifth wrong password.
+    upload: Option<Arc<dyn BackupFile>>,
     created: Instant,
     attempts: u32,
     last_try: Option<Instant>,
@@ -57,7 +56,10 @@ impl SetupRestores {
 /// A random version-4 UUID.
 fn uuid() -> String {
     let mut b = [0u8; 16];
-    backup_crypto::random_bytes(&mut b);
+    // Without the OS's generator no id can be unguessable; a predictable one
+    // would let another client try passwords on this upload.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut b).expect("the operating system's random generator failed");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -72,43 +74,23 @@ async fn only_during_setup(state: &AppState) -> ApiResult<()> {
     }
 }
 
-/// Streams the multipart field `backup` to a temporary file, refusing it
-/// beyond the upload limit.
-pub(crate) async fn receive(state: &AppState, mut multipart: Multipart) -> ApiResult<TempFile> {
-    while let Some(mut field) =
-        multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("Invalid upload: {e}")))?
-    {
-        if field.name() != Some("backup") {
-            continue;
-        }
-        let upload = TempFile::new(state, "setup.upload")?;
-        let mut file =
-            tokio::fs::File::create_new(&upload.0).await.map_err(|e| ApiError::internal("Saving the upload", e))?;
-        let mut size = 0u64;
-        while let Some(chunk) =
-            field.chunk().await.map_err(|e| ApiError::bad_request(format!("Upload interrupted: {e}")))?
-        {
-            size += chunk.len() as u64;
-            if size > state.upload_limit {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("Backup is larger than the {}-byte upload limit", state.upload_limit),
-                ));
-            }
-            file.write_all(&chunk).await.map_err(|e| ApiError::internal("Saving the upload", e))?;
-        }
-        file.sync_all().await.map_err(|e| ApiError::internal("Saving the upload", e))?;
-        return Ok(upload);
+fn setup_request(upload: Arc<dyn BackupFile>, password: Option<Password>) -> RestoreRequest {
+    RestoreRequest {
+        source: Source::File(upload),
+        password,
+        limits: RestoreLimits::default(),
+        // Checked again under the instance lock right before the swap: an
+        // admin created while the upload ran closes setup.
+        only_without_users: true,
     }
-    Err(ApiError::bad_request("No backup file provided (field 'backup')"))
 }
 
 pub(crate) async fn restore(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Json<Value>> {
     only_during_setup(&state).await?;
-    let upload = receive(&state, multipart).await?;
-    match format_of(&upload.0)? {
+    let upload = crate::upload::receive(&state, multipart).await?;
+    match state.restorer.format(&Source::File(upload.clone())).await? {
         BackupFormat::Plain => {
-            perform(&state, &upload.0, None).await?;
+            crate::restore::run(&state, setup_request(upload, None)).await?;
             Ok(Json(json!({ "success": true, "message": "Backup restored successfully" })))
         }
         BackupFormat::Encrypted => {
@@ -141,12 +123,12 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
         .filter(|p| !p.is_empty())
         .map(|p| Password::new(p.to_owned()))
         .ok_or_else(|| ApiError::bad_request("password is required"))?;
-    let upload: PathBuf = {
+    let upload: Arc<dyn BackupFile> = {
         let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = pending.get_mut(id).filter(|p| p.created.elapsed() < SESSION_TTL) else {
             return Err(ApiError::not_found("Restore session not found or expired"));
         };
-        let Some(upload) = entry.upload.as_ref().map(|u| u.0.clone()) else {
+        let Some(upload) = entry.upload.clone() else {
             return Err(ApiError::new(StatusCode::GONE, "Too many failed attempts; upload the backup again"));
         };
         if entry.last_try.is_some_and(|t| t.elapsed() < COOLDOWN) {
@@ -161,16 +143,19 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
         upload
     };
     let deriving = Deriving(Arc::clone(&state.setup.deriving));
-    let result = decrypt_upload(state, &upload, &password).await;
+    let result = crate::restore::run(state, setup_request(upload, Some(password))).await;
     drop(deriving);
     // The cooldown runs from the end of a try: key derivation itself takes
     // about as long as the cooldown.
     if let Some(entry) = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
         entry.last_try = Some(Instant::now());
     }
-    let plain = match result {
-        Ok(plain) => plain,
-        Err(EnvelopeError::WrongPassword) => {
+    match result {
+        Ok(_) => {
+            state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            Ok(Json(json!({ "success": true })))
+        }
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());
             let remaining = match pending.get_mut(id) {
                 Some(entry) => {
@@ -183,13 +168,9 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
                 }
                 None => 0,
             };
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Incorrect password")
-                .with(json!({ "attemptsRemaining": remaining })));
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, OpenError::WrongPassword.to_string())
+                .with(json!({ "attemptsRemaining": remaining })))
         }
-        Err(EnvelopeError::Io(e)) => return Err(ApiError::internal("Decrypting the backup", e)),
-        Err(other) => return Err(ApiError::bad_request(other.to_string())),
-    };
-    perform(state, &plain.0, Some(&password)).await?;
-    state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-    Ok(Json(json!({ "success": true })))
+        Err(e) => Err(e),
+    }
 }

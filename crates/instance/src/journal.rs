@@ -1,12 +1,25 @@
 //! The restore journal: written before the first rename, so that a crash at
 //! any instant is rolled back (before the commit point) or finished (after
-//! it) at the next start. The live database is then either entirely the old
-//! one or entirely the new one.
+//! it) by the next holder of the instance lock. The live database is then
+//! either entirely the old one or entirely the new one.
+//!
+//! Nothing in the data folder is trusted: the journal names no path. It
+//! holds the restore's id and the roles of what it replaces; every path is
+//! derived from the instance's layout and that id, so a planted journal can
+//! only move our own staged and old copies of the instance's own files.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use backup_domain::AssetFolder;
+use backup_fsutil::temp::JOURNAL_PREFIX;
+use backup_fsutil::{TempPath, open_regular, remove_any, sync_parent};
+
+use crate::Layout;
+
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,69 +30,142 @@ pub(crate) enum State {
     Committed,
 }
 
-/// One path the restore replaces.
+/// What a journal item replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Role {
+    /// The old database's WAL, moved aside with it: a stale WAL beside the
+    /// new file would be replayed into it.
+    Wal,
+    Shm,
+    Database,
+    ProfilePictures,
+    CustomIcons,
+    Favicon,
+}
+
+impl Role {
+    pub(crate) fn asset(folder: AssetFolder) -> Role {
+        match folder {
+            AssetFolder::ProfilePictures => Role::ProfilePictures,
+            AssetFolder::CustomIcons => Role::CustomIcons,
+            AssetFolder::Favicon => Role::Favicon,
+        }
+    }
+
+    fn folder(self) -> Option<AssetFolder> {
+        match self {
+            Role::ProfilePictures => Some(AssetFolder::ProfilePictures),
+            Role::CustomIcons => Some(AssetFolder::CustomIcons),
+            Role::Favicon => Some(AssetFolder::Favicon),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Item {
-    pub(crate) target: PathBuf,
-    /// The new content; `None` for a path only moved aside (the old
-    /// database's `-wal` and `-shm`).
-    pub(crate) staged: Option<PathBuf>,
-    /// Where the old content is moved.
-    pub(crate) old: PathBuf,
+    pub(crate) role: Role,
+    /// Whether the live path existed before (and was moved aside).
     pub(crate) existed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Journal {
+    pub(crate) version: u32,
+    pub(crate) id: String,
     pub(crate) state: State,
     pub(crate) items: Vec<Item>,
-    /// Folders to delete after the commit (caches, the staging folder).
-    pub(crate) cleanup: Vec<PathBuf>,
 }
 
-impl Journal {
-    pub(crate) fn read(path: &Path) -> io::Result<Option<Journal>> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+/// Where each role's files are, for one restore id.
+pub(crate) struct Paths<'a> {
+    pub(crate) layout: &'a Layout,
+    pub(crate) id: &'a str,
+}
+
+impl Paths<'_> {
+    pub(crate) fn target(&self, role: Role) -> PathBuf {
+        match role {
+            Role::Database => self.layout.db.clone(),
+            Role::Wal => self.layout.db_side("-wal"),
+            Role::Shm => self.layout.db_side("-shm"),
+            other => other.folder().map(|f| self.layout.assets.get(f).to_path_buf()).unwrap_or_default(),
         }
     }
 
-    /// Replaces the journal atomically and durably.
+    /// The new content; `None` for paths only moved aside.
+    pub(crate) fn staged(&self, role: Role) -> Option<PathBuf> {
+        match role {
+            Role::Wal | Role::Shm => None,
+            Role::Database => Some(self.layout.staging_dir(self.id).join(crate::DATABASE_FILE)),
+            other => other.folder().map(|f| self.layout.asset_staging(f, self.id)),
+        }
+    }
+
+    pub(crate) fn old(&self, role: Role) -> PathBuf {
+        let target = self.target(role);
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        backup_fsutil::parent(&target).join(format!("{}{}-{name}", crate::OLD_PREFIX, self.id))
+    }
+}
+
+/// Why a journal cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JournalError {
+    #[error(
+        "the restore journal {0} is not one this version writes (planted, or left by an older version); if no restore was interrupted, delete it"
+    )]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+impl Journal {
+    pub(crate) fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
+        let invalid = || JournalError::Invalid(path.display().to_string());
+        let file = match open_regular(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_err() => {
+                return Ok(None);
+            }
+            // Something that is not a regular file carries the name.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(invalid()),
+            Err(source) => return Err(JournalError::Io { path: path.display().to_string(), source }),
+        };
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, 64 * 1024), &mut bytes)
+            .map_err(|source| JournalError::Io { path: path.display().to_string(), source })?;
+        let journal: Journal = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        journal.validate().then_some(Some(journal)).ok_or_else(invalid)
+    }
+
+    fn validate(&self) -> bool {
+        let id_ok = self.id.len() <= 64
+            && self.id.split_once('-').is_some_and(|(a, b)| {
+                !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_hexdigit())
+            });
+        let mut roles: Vec<Role> = self.items.iter().map(|i| i.role).collect();
+        roles.sort_by_key(|r| *r as u8);
+        roles.dedup();
+        self.version == VERSION && id_ok && roles.len() == self.items.len()
+    }
+
+    /// Replaces the journal atomically and durably. The temporary is
+    /// created exclusively (never through a planted link), and renamed
+    /// over the journal's name (a link there is replaced, not followed).
     pub(crate) fn write(&self, path: &Path) -> io::Result<()> {
-        let temp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temp)?;
+        let dir = backup_fsutil::parent(path);
+        let temp = TempPath::new(&dir, JOURNAL_PREFIX, "json")?;
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(temp.path())?;
         file.write_all(&serde_json::to_vec_pretty(self).map_err(io::Error::other)?)?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)?;
+        std::fs::rename(temp.path(), path)?;
+        let _ = temp.keep();
         sync_parent(path);
         Ok(())
-    }
-}
-
-/// fsync a path's folder, so a rename or unlink in it is durable.
-pub(crate) fn sync_parent(path: &Path) {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent);
-    }
-}
-
-/// fsync a folder, so the names created in it are durable. Best effort:
-/// some file systems cannot sync a folder.
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(handle) = std::fs::File::open(dir) {
-        let _ = handle.sync_all();
-    }
-}
-
-/// Removes a file or a folder tree; absent is fine.
-pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -87,18 +173,23 @@ fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// Performs the renames. Each step is idempotent, so recovery can run the
-/// rollback from any point.
-pub(crate) fn apply(items: &[Item], failpoint: impl Fn(&str)) -> io::Result<()> {
+fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    sync_parent(to);
+    Ok(())
+}
+
+/// Performs the renames. Each step is idempotent, so recovery can roll
+/// back from any point.
+pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], failpoint: impl Fn(&str)) -> io::Result<()> {
     for (i, item) in items.iter().enumerate() {
-        if item.existed && exists(&item.target) {
-            std::fs::rename(&item.target, &item.old)?;
-            sync_parent(&item.target);
+        let target = paths.target(item.role);
+        if item.existed && exists(&target) {
+            rename(&target, &paths.old(item.role))?;
         }
         failpoint(&format!("restore:moved-old-{i}"));
-        if let Some(staged) = &item.staged {
-            std::fs::rename(staged, &item.target)?;
-            sync_parent(&item.target);
+        if let Some(staged) = paths.staged(item.role) {
+            rename(&staged, &target)?;
         }
         failpoint(&format!("restore:moved-new-{i}"));
     }
@@ -106,32 +197,81 @@ pub(crate) fn apply(items: &[Item], failpoint: impl Fn(&str)) -> io::Result<()> 
 }
 
 /// Puts every item back as it was before [`apply`] started.
-pub(crate) fn roll_back(items: &[Item]) -> io::Result<()> {
+pub(crate) fn roll_back(paths: &Paths<'_>, items: &[Item]) -> io::Result<()> {
     for item in items.iter().rev() {
+        let (target, old, staged) = (paths.target(item.role), paths.old(item.role), paths.staged(item.role));
         if item.existed {
-            if exists(&item.old) {
-                remove_any(&item.target)?;
-                std::fs::rename(&item.old, &item.target)?;
-                sync_parent(&item.target);
+            if exists(&old) {
+                remove_any(&target)?;
+                rename(&old, &target)?;
             }
-        } else if item.staged.as_ref().is_some_and(|s| !exists(s)) {
+        } else if staged.as_ref().is_some_and(|s| !exists(s)) {
             // The new content was moved in where nothing was before.
-            remove_any(&item.target)?;
+            remove_any(&target)?;
         }
-        if let Some(staged) = &item.staged {
-            remove_any(staged)?;
+        if let Some(staged) = staged {
+            remove_any(&staged)?;
         }
+    }
+    remove_any(&paths.layout.staging_dir(paths.id))
+}
+
+/// Deletes the old copies, the staging folder and the caches after a
+/// completed commit.
+pub(crate) fn finish(paths: &Paths<'_>, items: &[Item]) -> io::Result<()> {
+    for item in items {
+        remove_any(&paths.old(item.role))?;
+    }
+    remove_any(&paths.layout.staging_dir(paths.id))?;
+    for cache in &paths.layout.caches {
+        remove_any(cache)?;
     }
     Ok(())
 }
 
-/// Deletes the old copies after a completed commit.
-pub(crate) fn finish(journal: &Journal) -> io::Result<()> {
-    for item in &journal.items {
-        remove_any(&item.old)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planted_or_foreign_journals_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.json");
+        let good = r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"database","existed":true}]}"#;
+        for bad in [
+            // The old format named paths: never acted on.
+            r#"{"state":"committing","items":[],"cleanup":["/some/dir"]}"#,
+            r#"{"version":2,"id":"../../etc","state":"committing","items":[]}"#,
+            r#"{"version":2,"id":"00ab-1","state":"committing","items":[],"cleanup":["/x"]}"#,
+            r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"/etc","existed":true}]}"#,
+            r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"wal","existed":true},{"role":"wal","existed":false}]}"#,
+            "not json",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(matches!(Journal::read(&path), Err(JournalError::Invalid(_))), "{bad}");
+        }
+        std::fs::write(&path, good).unwrap();
+        assert_eq!(Journal::read(&path).unwrap().unwrap().items[0].role, Role::Database);
+        // A link carrying the journal's name is not followed.
+        std::fs::remove_file(&path).unwrap();
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::write(&elsewhere, good).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(matches!(Journal::read(&path), Err(JournalError::Invalid(_))));
+        assert!(Journal::read(&dir.path().join("none.json")).unwrap().is_none());
     }
-    for path in &journal.cleanup {
-        remove_any(path)?;
+
+    #[test]
+    fn writing_replaces_a_planted_link_instead_of_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join(".framerr-restore-journal.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let journal = Journal { version: VERSION, id: "00ab-1".into(), state: State::Committing, items: Vec::new() };
+        journal.write(&path).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(Journal::read(&path).unwrap().unwrap(), journal);
     }
-    Ok(())
 }

@@ -1,416 +1,176 @@
-//! The live Framerr instance's files, and the restore that replaces them.
+//! The live Framerr instance's files: the `InstanceFiles` port (staging and
+//! the journaled swap) and the `InstanceLock` port (one exclusive lock per
+//! instance, and the crash recovery that runs under it).
 //!
 //! A restore never writes over live data in place (Framerr does). It:
-//! 1. checks the whole archive before extracting anything (hostile paths,
-//!    links, duplicates, sizes, ratios, every CRC and SHA-256, Framerr's
-//!    structural rules);
-//! 2. extracts into staging beside each live path (same file system, so
-//!    the final renames are atomic), runs `integrity_check`, refuses a
-//!    database newer than the running one, and does the post-restore work
-//!    on the staged copy;
-//! 3. takes a safety backup of the current state;
-//! 4. writes a journal, then renames: the old database (with its `-wal` and
-//!    `-shm`) and each old asset folder aside, the staged ones in;
-//! 5. marks the journal committed, deletes the old copies and the caches.
+//! 1. checks the whole archive before extracting anything, and extracts
+//!    into staging beside each live path (same file system, so the final
+//!    renames are atomic), verifying every entry as it goes;
+//! 2. (the use case checks and post-processes the staged database, and
+//!    takes a safety backup);
+//! 3. writes a journal, then renames: the old database (with its `-wal` and
+//!    `-shm`) and each replaced asset folder aside, the staged ones in;
+//! 4. marks the journal committed, deletes the old copies and the caches.
 //!
-//! [`Instance::recover`] runs at every start: a journal in state
-//! `committing` is rolled back, one in state `committed` is finished. The
-//! database is therefore entirely the old one or entirely the new one.
+//! Whoever takes the instance lock next finishes or rolls back a restore
+//! whose process died, and removes the staging of dead processes. A live
+//! restore holds the lock, so its journal is never acted on by another.
 
 mod journal;
 
+use std::any::Any;
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use backup_archive::{AssetDirs, ReadLimits, ZipReader};
 use backup_domain::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
-use backup_domain::ports::FieldCipher;
-use backup_domain::restore::{AssetFolder, DeclaredEntry, EntryTarget, HostileArchive, RestoreLimits, TooNew};
-use backup_domain::{DbError, Manifest, ManifestError};
-use backup_sqlite::restored::{KeyStoreFix, PostRestore};
-use backup_store_fs::temporary_name;
+use backup_domain::ports::{Held, InstanceLock, LockError};
+use backup_domain::restore::{
+    ArchiveEntries, EntryError, EntryTarget, InstanceFiles, RestoreLimits, StageError, Staged, check_entries,
+};
+use backup_domain::{AssetFolder, AssetPaths, Manifest, ManifestError};
+use backup_fsutil::temp::{JOURNAL_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
+use backup_fsutil::{FileLock, failpoint, is_full, parent, remove_any, remove_stale_temporaries, sync_dir};
 
-use journal::{Item, Journal, State};
-
-pub use backup_domain::encryption::{KeyStoreOutcome, KeyStoreRow};
+use journal::{Item, Journal, JournalError, Paths, Role, State};
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
-const STAGING_PREFIX: &str = ".framerr-restore-";
-const OLD_PREFIX: &str = ".framerr-old-";
+const LOCK: &str = ".framerr-backup.lock";
+/// Old copies of replaced files, kept until the journal is finished.
+pub(crate) const OLD_PREFIX: &str = ".framerr-old-";
+pub(crate) const DATABASE_FILE: &str = "framerr.db";
 
 /// Where a Framerr instance keeps what a backup holds.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub db: PathBuf,
-    pub assets: AssetDirs,
+    pub assets: AssetPaths,
     /// Deleted after a restore (spec section 1).
     pub caches: Vec<PathBuf>,
+    /// Where verify extracts the database it checks.
+    pub scratch: PathBuf,
 }
 
 impl Layout {
-    fn asset_dir(&self, folder: AssetFolder) -> &Path {
-        match folder {
-            AssetFolder::ProfilePictures => &self.assets.profile_pictures,
-            AssetFolder::CustomIcons => &self.assets.custom_icons,
-            AssetFolder::Favicon => &self.assets.favicon,
-        }
+    fn data_dir(&self) -> PathBuf {
+        parent(&self.db)
     }
 
     fn journal(&self) -> PathBuf {
-        parent(&self.db).join(JOURNAL)
+        self.data_dir().join(JOURNAL)
+    }
+
+    pub(crate) fn db_side(&self, suffix: &str) -> PathBuf {
+        let mut side = self.db.clone().into_os_string();
+        side.push(suffix);
+        PathBuf::from(side)
+    }
+
+    pub(crate) fn staging_dir(&self, id: &str) -> PathBuf {
+        self.data_dir().join(format!("{STAGING_PREFIX}{id}-db"))
+    }
+
+    pub(crate) fn asset_staging(&self, folder: AssetFolder, id: &str) -> PathBuf {
+        parent(self.assets.get(folder)).join(format!("{STAGING_PREFIX}{id}-{}", folder.prefix()))
+    }
+
+    /// Every folder that may hold our staging and old copies.
+    fn working_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.data_dir()];
+        for (_, path) in self.assets.iter() {
+            let dir = parent(path);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs
     }
 }
 
-fn parent(path: &Path) -> PathBuf {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+fn io_error(path: &Path, e: io::Error) -> StageError {
+    StageError::Io { path: path.display().to_string(), detail: e.to_string(), full: is_full(&e) }
 }
 
-fn sibling(path: &Path, prefix: &str, id: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    parent(path).join(format!("{prefix}{id}-{name}"))
-}
-
-/// Why a restore did not happen. In every case the live instance is as it
-/// was.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RestoreError {
-    #[error("Invalid ZIP file: {0}")]
-    Zip(#[from] backup_archive::ZipError),
-    #[error("Backup is missing database file (framerr.db)")]
-    MissingDatabase,
-    #[error("Backup is missing manifest file")]
-    MissingManifest,
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    #[error(transparent)]
-    Hostile(#[from] HostileArchive),
-    #[error("{path} in the backup is damaged: {detail}")]
-    Damaged { path: String, detail: String },
-    #[error(transparent)]
-    TooNew(#[from] TooNew),
-    #[error("the backup's database is damaged: {0}")]
-    BadDatabase(DbError),
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("the safety backup failed, so nothing was restored: {0}")]
-    Safety(String),
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RestoreError + '_ {
-    move |source| RestoreError::Io { path: path.display().to_string(), source }
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreSummary {
-    pub manifest: Manifest,
-    pub post: PostRestore,
-    pub assets_restored: usize,
-    pub safety_backup: Option<String>,
-}
-
-/// Options of one restore.
-pub struct RestoreOptions<'a> {
-    pub cipher: Option<&'a dyn FieldCipher>,
-    pub limits: RestoreLimits,
-    pub key_store: KeyStoreFix<'a>,
-}
-
-impl std::fmt::Debug for RestoreOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RestoreOptions").field("limits", &self.limits).finish_non_exhaustive()
-    }
-}
-
-/// What recovery found at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovered {
-    RolledBack,
-    Finished,
-}
-
-/// Test hook: `FRAMERR_FAILPOINT=<name>` aborts the process at that point
-/// (as a kill -9 would), so crash tests can stop a restore anywhere.
-fn failpoint(name: &str) {
-    if std::env::var("FRAMERR_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
-}
-
+/// The instance's files on the local file system.
 #[derive(Debug, Clone)]
-pub struct Instance {
+pub struct FsInstance {
     layout: Layout,
 }
 
-/// A restore staged and checked, waiting for its commit.
-#[derive(Debug)]
-pub struct Staged {
-    id: String,
-    staging_db: PathBuf,
-    staged_assets: Vec<(AssetFolder, PathBuf)>,
-    /// Set once staging succeeded.
-    summary: Option<RestoreSummary>,
-}
-
-impl Staged {
-    pub fn summary(&self) -> Option<&RestoreSummary> {
-        self.summary.as_ref()
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        // Uncommitted staging is removed; committed staging was moved away.
-        let _ = journal::remove_any(&parent(&self.staging_db));
-        for (_, dir) in &self.staged_assets {
-            let _ = journal::remove_any(dir);
-        }
-    }
-}
-
-impl Instance {
+impl FsInstance {
     pub fn new(layout: Layout) -> Self {
-        Instance { layout }
+        FsInstance { layout }
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    /// Finishes or rolls back a restore a crash interrupted, and removes
-    /// staging leftovers. Call at every start, before anything else opens
-    /// the database.
-    pub fn recover(&self) -> Result<Option<Recovered>, RestoreError> {
-        let path = self.layout.journal();
-        let outcome = match Journal::read(&path).map_err(io_at(&path))? {
-            None => None,
-            Some(j) if j.state == State::Committing => {
-                tracing::warn!("an interrupted restore is being rolled back");
-                journal::roll_back(&j.items).map_err(io_at(&path))?;
-                Some(Recovered::RolledBack)
-            }
-            Some(j) => {
-                tracing::info!("finishing a restore that completed before an interruption");
-                journal::finish(&j).map_err(io_at(&path))?;
-                Some(Recovered::Finished)
-            }
-        };
-        if outcome.is_some() {
-            std::fs::remove_file(&path).map_err(io_at(&path))?;
-            journal::sync_parent(&path);
-        }
-        let mut dirs = vec![parent(&self.layout.db)];
-        for (_, dir) in self.layout.assets.folders() {
-            dirs.push(parent(dir));
-        }
-        for dir in dirs {
-            backup_store_fs::remove_stale_temporaries(&dir, &[STAGING_PREFIX, OLD_PREFIX]);
-        }
-        Ok(outcome)
-    }
-
-    /// The live database's `user_version`, or `None` when there is none.
-    pub async fn running_version(&self) -> Result<Option<i64>, RestoreError> {
-        if !self.layout.db.exists() {
-            return Ok(None);
-        }
-        Ok(Some(backup_sqlite::user_version(&self.layout.db).await?))
-    }
-
-    /// Steps 1 and 2: check and stage the plain backup ZIP at `archive`.
-    /// Nothing live is touched; on failure the staging is removed.
-    pub async fn stage(&self, archive: &Path, options: &RestoreOptions<'_>) -> Result<Staged, RestoreError> {
-        let id = temporary_name("", "r");
-        let staging = sibling(&self.layout.db, STAGING_PREFIX, &id);
-        let staged_assets: Vec<(AssetFolder, PathBuf)> =
-            AssetFolder::ALL.into_iter().map(|f| (f, sibling(self.layout.asset_dir(f), STAGING_PREFIX, &id))).collect();
-        // Owns the staging paths from here: dropped on any error, it
-        // removes them.
-        let mut staged = Staged { id, staging_db: staging.join(DATABASE_ENTRY), staged_assets, summary: None };
-        std::fs::create_dir_all(&staging).map_err(io_at(&staging))?;
-        let (archive, limits) = (archive.to_owned(), options.limits);
-        let (db, assets) = (staged.staging_db.clone(), staged.staged_assets.clone());
-        let (manifest, assets_restored) = tokio::task::spawn_blocking(move || extract(&archive, &db, &assets, limits))
-            .await
-            .map_err(|e| RestoreError::Io { path: "extraction".into(), source: io::Error::other(e) })??;
-
-        backup_sqlite::integrity_check(&staged.staging_db).await.map_err(RestoreError::BadDatabase)?;
-        let version = backup_sqlite::user_version(&staged.staging_db).await.map_err(RestoreError::BadDatabase)?;
-        backup_domain::restore::check_version(version, self.running_version().await?)?;
-        let post = backup_sqlite::restored::post_restore(&staged.staging_db, options.cipher, options.key_store).await?;
-        staged.summary = Some(RestoreSummary { manifest, post, assets_restored, safety_backup: None });
-        Ok(staged)
-    }
-
-    /// Steps 4 and 5: swaps the staged restore in. Take the safety backup
-    /// before calling this.
-    pub fn commit(&self, staged: Staged) -> Result<RestoreSummary, RestoreError> {
-        let Some(summary) = staged.summary.clone() else {
-            return Err(RestoreError::Io {
-                path: "staging".into(),
-                source: io::Error::other("restore was not staged"),
-            });
-        };
-        let db = &self.layout.db;
-        let mut items = Vec::new();
-        // The old database's WAL must go with it: a stale WAL beside the new
-        // file would be replayed into it.
-        for suffix in ["-wal", "-shm"] {
-            let mut side = db.clone().into_os_string();
-            side.push(suffix);
-            let side = PathBuf::from(side);
-            items.push(Item {
-                existed: side.exists(),
-                old: sibling(&side, OLD_PREFIX, &staged.id),
-                target: side,
-                staged: None,
-            });
-        }
-        items.push(Item {
-            target: db.clone(),
-            staged: Some(staged.staging_db.clone()),
-            old: sibling(db, OLD_PREFIX, &staged.id),
-            existed: db.exists(),
-        });
-        let present = summary.manifest.assets;
-        for (folder, dir) in &staged.staged_assets {
-            let in_backup = match folder {
-                AssetFolder::ProfilePictures => present.profile_pictures,
-                AssetFolder::CustomIcons => present.custom_icons,
-                AssetFolder::Favicon => present.favicon,
-            } || dir.exists();
-            // A folder the backup does not have is left as it is.
-            if !in_backup {
-                continue;
-            }
-            std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-            let target = self.layout.asset_dir(*folder).to_path_buf();
-            if let Some(p) = target.parent() {
-                std::fs::create_dir_all(p).map_err(io_at(p))?;
-            }
-            items.push(Item {
-                existed: target.exists(),
-                old: sibling(&target, OLD_PREFIX, &staged.id),
-                target,
-                staged: Some(dir.clone()),
-            });
-        }
-        let mut cleanup = self.layout.caches.clone();
-        cleanup.push(parent(&staged.staging_db));
-        let mut journal = Journal { state: State::Committing, items, cleanup };
-        let path = self.layout.journal();
-        journal.write(&path).map_err(io_at(&path))?;
-        failpoint("restore:journal-written");
-        if let Err(e) = journal::apply(&journal.items, failpoint) {
-            let _ = journal::roll_back(&journal.items);
-            let _ = std::fs::remove_file(&path);
-            return Err(RestoreError::Io { path: db.display().to_string(), source: e });
-        }
-        journal.state = State::Committed;
-        journal.write(&path).map_err(io_at(&path))?;
-        failpoint("restore:committed");
-        journal::finish(&journal).map_err(io_at(&path))?;
-        std::fs::remove_file(&path).map_err(io_at(&path))?;
-        journal::sync_parent(&path);
-        Ok(summary)
+    /// The instance lock (see [`InstanceLock`]).
+    pub fn lock(&self) -> FsInstanceLock {
+        FsInstanceLock { layout: self.layout.clone() }
     }
 }
 
-/// Checks the archive and writes its entries into staging, verifying each
-/// entry's CRC-32, size and (when listed) SHA-256 as it goes.
-fn extract(
-    archive: &Path,
-    db: &Path,
-    assets: &[(AssetFolder, PathBuf)],
-    limits: RestoreLimits,
-) -> Result<(Manifest, usize), RestoreError> {
-    let file = File::open(archive).map_err(io_at(archive))?;
-    let read_limits = ReadLimits { max_entries: limits.max_entries as u64, ..ReadLimits::default() };
-    let mut zip = ZipReader::open(BufReader::new(file), read_limits)?;
-    let declared: Vec<DeclaredEntry> = zip
-        .entries()
-        .iter()
-        .map(|e| DeclaredEntry {
-            name: e.name.clone(),
-            size: e.size,
-            compressed_size: e.compressed_size,
-            is_symlink: e.is_symlink,
-            is_dir: e.is_dir,
-        })
-        .collect();
-    let targets = backup_domain::restore::check_entries(&declared, limits)?;
-    if zip.find(DATABASE_ENTRY).is_none() {
-        return Err(RestoreError::MissingDatabase);
-    }
-    let manifest_index = zip.find(MANIFEST_ENTRY).ok_or(RestoreError::MissingManifest)?;
-    if zip.entries()[manifest_index].size > Manifest::MAX_BYTES as u64 {
-        return Err(ManifestError::TooLarge.into());
-    }
-    let mut bytes = Vec::new();
-    copy_entry(&mut zip, manifest_index, &mut bytes)?;
-    let manifest = Manifest::from_json(&bytes)?;
-
-    let mut count = 0;
-    for (index, target) in targets.iter().enumerate() {
-        let name = zip.entries()[index].name.clone();
-        let dest = match target {
-            EntryTarget::Database => db.to_path_buf(),
-            EntryTarget::Asset { folder, file } => {
-                let dir = &assets.iter().find(|(f, _)| f == folder).map(|(_, d)| d.clone()).unwrap_or_default();
-                std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-                count += 1;
-                dir.join(file)
-            }
-            EntryTarget::Manifest | EntryTarget::Unknown => continue,
-        };
-        let mut out = File::create_new(&dest).map_err(io_at(&dest))?;
-        let mut hashing = Hashing { inner: &mut out, sha: Sha256::new(), size: 0 };
-        copy_entry(&mut zip, index, &mut hashing)?;
-        let (sha, size) = (hex::encode(hashing.sha.finalize()), hashing.size);
-        out.sync_all().map_err(io_at(&dest))?;
-        let listed = manifest.digest_of(&name);
-        if listed.is_some_and(|l| l.size != size || !l.sha256.eq_ignore_ascii_case(&sha)) {
-            return Err(RestoreError::Damaged { path: name, detail: "does not match the manifest's SHA-256".into() });
-        }
-    }
-    for listed in manifest.entries.iter().flatten() {
-        if zip.find(&listed.path).is_none() {
-            return Err(RestoreError::Damaged {
-                path: listed.path.clone(),
-                detail: "is missing from the archive".into(),
-            });
-        }
-    }
-    for (_, dir) in assets {
-        journal::sync_dir(dir);
-    }
-    Ok((manifest, count))
+/// Where staging writes.
+enum Destination {
+    /// Beside the live files, every entry.
+    Instance,
+    /// In scratch space, the database only (assets are checked, not kept).
+    Scratch,
 }
 
-fn copy_entry<R: io::Read + io::Seek>(
-    zip: &mut ZipReader<R>,
-    index: usize,
-    out: &mut impl Write,
-) -> Result<u64, RestoreError> {
-    let name = zip.entries()[index].name.clone();
-    let damaged = |detail: String| RestoreError::Damaged { path: name.clone(), detail };
-    let mut reader = zip.open_entry(index).map_err(|e| damaged(e.to_string()))?;
-    io::copy(&mut reader, out).map_err(|e| damaged(e.to_string()))
+/// A staged restore (or a scratch check); its files are removed when it
+/// is dropped, unless a commit moved them in.
+#[derive(Debug)]
+struct StagedFiles {
+    layout: Layout,
+    id: String,
+    db: PathBuf,
+    /// Folders to remove on drop.
+    dirs: Vec<PathBuf>,
+    manifest: Manifest,
+    assets: usize,
+    /// Asset folders the archive had files for: only those are replaced.
+    folders: Vec<AssetFolder>,
 }
 
-struct Hashing<'a, W> {
-    inner: &'a mut W,
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = remove_any(dir);
+        }
+    }
+}
+
+impl Staged for StagedFiles {
+    fn database(&self) -> &Path {
+        &self.db
+    }
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    fn assets(&self) -> usize {
+        self.assets
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'a> {
+    inner: &'a mut dyn Write,
     sha: Sha256,
     size: u64,
 }
 
-impl<W: Write> Write for Hashing<'_, W> {
+impl Write for Hashing<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.sha.update(&buf[..n]);
@@ -420,4 +180,310 @@ impl<W: Write> Write for Hashing<'_, W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+fn damaged(name: &str, detail: impl ToString) -> StageError {
+    StageError::Damaged { path: name.to_owned(), detail: detail.to_string() }
+}
+
+/// Checks the archive, then writes its entries where `staged` says,
+/// verifying each entry's CRC-32, size and (when listed) SHA-256 as it goes.
+fn extract(
+    archive: &mut dyn ArchiveEntries,
+    limits: RestoreLimits,
+    destination: &Destination,
+    staged: &mut StagedFiles,
+) -> Result<(), StageError> {
+    let targets = check_entries(archive.entries(), archive.archive_size(), limits)?;
+    let names: Vec<(String, bool)> = archive.entries().iter().map(|e| (e.name.clone(), e.is_dir)).collect();
+    let find = |name: &str| names.iter().position(|(n, dir)| n == name && !dir);
+    find(DATABASE_ENTRY).ok_or(StageError::MissingDatabase)?;
+    let manifest_index = find(MANIFEST_ENTRY).ok_or(StageError::MissingManifest)?;
+    if archive.entries()[manifest_index].size > Manifest::MAX_BYTES as u64 {
+        return Err(ManifestError::TooLarge.into());
+    }
+    let mut bytes = Vec::new();
+    archive.copy_entry(manifest_index, &mut bytes).map_err(|e| match e {
+        EntryError::Damaged(d) => damaged(MANIFEST_ENTRY, d),
+        EntryError::Write(e) => io_error(Path::new(MANIFEST_ENTRY), e),
+    })?;
+    let manifest = Manifest::from_json(&bytes)?;
+
+    for (index, target) in targets.iter().enumerate() {
+        let name = names[index].0.clone();
+        let dest = match (target, destination) {
+            (EntryTarget::Database, _) => Some(staged.db.clone()),
+            (EntryTarget::Asset { folder, file }, Destination::Instance) => {
+                let dir = staged.layout.asset_staging(*folder, &staged.id);
+                if !staged.folders.contains(folder) {
+                    std::fs::create_dir(&dir).map_err(|e| io_error(&dir, e))?;
+                    staged.dirs.push(dir.clone());
+                    staged.folders.push(*folder);
+                }
+                staged.assets += 1;
+                Some(dir.join(file))
+            }
+            (EntryTarget::Asset { .. }, Destination::Scratch) => None,
+            (EntryTarget::Manifest | EntryTarget::Unknown, _) => continue,
+        };
+        let (sha, size) = match &dest {
+            Some(dest) => {
+                let mut file = File::create_new(dest).map_err(|e| io_error(dest, e))?;
+                let mut out = io::BufWriter::with_capacity(256 * 1024, &mut file);
+                let digest = copy_hashing(archive, index, &name, &mut out, dest)?;
+                out.flush().map_err(|e| io_error(dest, e))?;
+                drop(out);
+                if matches!(destination, Destination::Instance) {
+                    file.sync_all().map_err(|e| io_error(dest, e))?;
+                }
+                digest
+            }
+            None => copy_hashing(archive, index, &name, &mut io::sink(), Path::new(&name))?,
+        };
+        let listed = manifest.digest_of(&name);
+        if listed.is_some_and(|l| l.size != size || !l.sha256.eq_ignore_ascii_case(&sha)) {
+            return Err(damaged(&name, "does not match the manifest's SHA-256"));
+        }
+    }
+    for listed in manifest.entries.iter().flatten() {
+        if find(&listed.path).is_none() {
+            return Err(damaged(&listed.path, "is missing from the archive"));
+        }
+    }
+    if matches!(destination, Destination::Instance) {
+        for folder in &staged.folders {
+            sync_dir(&staged.layout.asset_staging(*folder, &staged.id));
+        }
+        sync_dir(&parent(&staged.db));
+    }
+    staged.manifest = manifest;
+    Ok(())
+}
+
+fn copy_hashing(
+    archive: &mut dyn ArchiveEntries,
+    index: usize,
+    name: &str,
+    out: &mut dyn Write,
+    dest: &Path,
+) -> Result<(String, u64), StageError> {
+    let mut hashing = Hashing { inner: out, sha: Sha256::new(), size: 0 };
+    archive.copy_entry(index, &mut hashing).map_err(|e| match e {
+        EntryError::Damaged(detail) => damaged(name, detail),
+        EntryError::Write(e) => io_error(dest, e),
+    })?;
+    Ok((hex::encode(hashing.sha.finalize()), hashing.size))
+}
+
+impl FsInstance {
+    async fn stage_into(
+        &self,
+        mut archive: Box<dyn ArchiveEntries>,
+        limits: RestoreLimits,
+        destination: Destination,
+    ) -> Result<Box<dyn Staged>, StageError> {
+        let layout = self.layout.clone();
+        tokio::task::spawn_blocking(move || {
+            let base = match destination {
+                Destination::Instance => layout.data_dir(),
+                Destination::Scratch => layout.scratch.clone(),
+            };
+            std::fs::create_dir_all(&base).map_err(|e| io_error(&base, e))?;
+            let mut dirs: Vec<PathBuf> = vec![base.clone()];
+            if matches!(destination, Destination::Instance) {
+                for (_, path) in layout.assets.iter() {
+                    let dir = parent(path);
+                    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+                    dirs.push(dir);
+                }
+            }
+            let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+            let id = backup_fsutil::temp::new_id(&refs).map_err(|e| io_error(&base, e))?;
+            let folder = match destination {
+                Destination::Instance => layout.staging_dir(&id),
+                Destination::Scratch => base.join(format!("{SCRATCH_PREFIX}{id}-verify")),
+            };
+            // Owns every staging path from here: dropped on any error, it
+            // removes them.
+            let mut staged = StagedFiles {
+                db: folder.join(DATABASE_FILE),
+                dirs: vec![folder.clone()],
+                layout,
+                id,
+                manifest: Manifest::new(
+                    backup_domain::BackupKind::Manual,
+                    time::OffsetDateTime::UNIX_EPOCH,
+                    backup_domain::Encryption::Plaintext,
+                    Default::default(),
+                ),
+                assets: 0,
+                folders: Vec::new(),
+            };
+            std::fs::create_dir(&folder).map_err(|e| io_error(&folder, e))?;
+            extract(archive.as_mut(), limits, &destination, &mut staged)?;
+            Ok(Box::new(staged) as Box<dyn Staged>)
+        })
+        .await
+        .map_err(|e| StageError::Io { path: "staging".into(), detail: e.to_string(), full: false })?
+    }
+}
+
+#[async_trait]
+impl InstanceFiles for FsInstance {
+    async fn stage(
+        &self,
+        archive: Box<dyn ArchiveEntries>,
+        limits: RestoreLimits,
+    ) -> Result<Box<dyn Staged>, StageError> {
+        self.stage_into(archive, limits, Destination::Instance).await
+    }
+
+    async fn stage_for_check(
+        &self,
+        archive: Box<dyn ArchiveEntries>,
+        limits: RestoreLimits,
+    ) -> Result<Box<dyn Staged>, StageError> {
+        self.stage_into(archive, limits, Destination::Scratch).await
+    }
+
+    async fn commit(&self, staged: Box<dyn Staged>, held: Arc<dyn Held>) -> Result<(), StageError> {
+        let staged = staged.into_any().downcast::<StagedFiles>().map_err(|_| StageError::Io {
+            path: "staging".into(),
+            detail: "not staged here".into(),
+            full: false,
+        })?;
+        // The swap runs to its end on its own thread, holding the lock,
+        // even if the caller stops waiting (Ctrl-C, a client leaving).
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            commit(&staged)
+        })
+        .await
+        .map_err(|e| StageError::Io { path: "commit".into(), detail: e.to_string(), full: false })?
+    }
+}
+
+fn commit(staged: &StagedFiles) -> Result<(), StageError> {
+    let layout = &staged.layout;
+    let paths = Paths { layout, id: &staged.id };
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let mut items = Vec::new();
+    for role in [Role::Wal, Role::Shm, Role::Database] {
+        items.push(Item { role, existed: exists(&paths.target(role)) });
+    }
+    // A folder the backup has no files for is left as it is.
+    for folder in &staged.folders {
+        let role = Role::asset(*folder);
+        let target = paths.target(role);
+        let dir = parent(&target);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        items.push(Item { role, existed: exists(&target) });
+    }
+    let path = layout.journal();
+    let mut journal = Journal { version: 2, id: staged.id.clone(), state: State::Committing, items };
+    journal.write(&path).map_err(|e| io_error(&path, e))?;
+    failpoint("restore:journal-written");
+    if let Err(e) = journal::apply(&paths, &journal.items, failpoint) {
+        let _ = journal::roll_back(&paths, &journal.items);
+        let _ = std::fs::remove_file(&path);
+        return Err(io_error(&layout.db, e));
+    }
+    journal.state = State::Committed;
+    journal.write(&path).map_err(|e| io_error(&path, e))?;
+    failpoint("restore:committed");
+    journal::finish(&paths, &journal.items).map_err(|e| io_error(&path, e))?;
+    std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+    backup_fsutil::sync_parent(&path);
+    Ok(())
+}
+
+/// What recovery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    RolledBack,
+    Finished,
+}
+
+/// The `InstanceLock` port: `flock` on `.framerr-backup.lock` beside the
+/// database. Taking it recovers what a dead process left.
+#[derive(Debug, Clone)]
+pub struct FsInstanceLock {
+    layout: Layout,
+}
+
+#[derive(Debug)]
+struct HeldLock(#[allow(dead_code)] FileLock);
+
+impl Held for HeldLock {}
+
+impl FsInstanceLock {
+    /// Whether an interrupted restore or a dead process's staging may be
+    /// waiting to be dealt with: a journal, or any of our working files.
+    pub fn needs_recovery(&self) -> bool {
+        if std::fs::symlink_metadata(self.layout.journal()).is_ok() {
+            return true;
+        }
+        let ours = [STAGING_PREFIX, JOURNAL_PREFIX, OLD_PREFIX];
+        self.layout.working_dirs().iter().any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|e| e.file_name().to_str().is_some_and(|n| ours.iter().any(|p| n.starts_with(p))))
+            })
+        })
+    }
+
+    /// Takes the lock (blocking), then recovers.
+    pub fn acquire_blocking(&self, wait: Duration) -> Result<(FileLock, Option<Recovered>), LockError> {
+        let dir = self.layout.data_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| LockError::Failed(format!("{}: {e}", dir.display())))?;
+        let lock = backup_fsutil::lock_exclusive(&dir.join(LOCK), wait).map_err(|e| match e {
+            backup_fsutil::LockError::Busy(path) => LockError::Busy(path.display().to_string()),
+            other => LockError::Failed(other.to_string()),
+        })?;
+        let recovered = recover(&self.layout).map_err(|e| LockError::Failed(e.to_string()))?;
+        Ok((lock, recovered))
+    }
+}
+
+#[async_trait]
+impl InstanceLock for FsInstanceLock {
+    async fn acquire(&self, wait: Duration) -> Result<Arc<dyn Held>, LockError> {
+        let this = self.clone();
+        let (lock, _) = tokio::task::spawn_blocking(move || this.acquire_blocking(wait))
+            .await
+            .map_err(|e| LockError::Failed(e.to_string()))??;
+        Ok(Arc::new(HeldLock(lock)))
+    }
+}
+
+/// Finishes or rolls back a restore a crash interrupted, and removes what
+/// dead processes left. Only ever called with the lock held.
+fn recover(layout: &Layout) -> Result<Option<Recovered>, JournalError> {
+    let path = layout.journal();
+    let outcome = match Journal::read(&path)? {
+        None => None,
+        Some(j) => {
+            let paths = Paths { layout, id: &j.id };
+            let io = |source| JournalError::Io { path: path.display().to_string(), source };
+            if j.state == State::Committing {
+                tracing::warn!("an interrupted restore is being rolled back; the instance is as it was before it");
+                journal::roll_back(&paths, &j.items).map_err(io)?;
+                Some(Recovered::RolledBack)
+            } else {
+                tracing::warn!("finishing a restore that completed before an interruption");
+                journal::finish(&paths, &j.items).map_err(io)?;
+                Some(Recovered::Finished)
+            }
+        }
+    };
+    if outcome.is_some() {
+        std::fs::remove_file(&path).map_err(|source| JournalError::Io { path: path.display().to_string(), source })?;
+        backup_fsutil::sync_parent(&path);
+    }
+    // No journal now: old copies left by a dead process are garbage (they
+    // are only ever made after a journal is written, and removed before it).
+    for dir in layout.working_dirs() {
+        remove_stale_temporaries(&dir, &[STAGING_PREFIX, JOURNAL_PREFIX, SCRATCH_PREFIX, OLD_PREFIX]);
+    }
+    remove_stale_temporaries(&layout.scratch, &[SCRATCH_PREFIX]);
+    Ok(outcome)
 }

@@ -9,8 +9,8 @@
 //! Error policy: sqlx and io errors are mapped to [`DbError`] here, with the
 //! database path in the message; nothing above this crate sees sqlx.
 
+mod files;
 mod keystore;
-pub mod restored;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -22,10 +22,11 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
-use backup_domain::ports::{Database, FieldCipher, Snapshot};
+use backup_domain::ports::{Database, FieldCipher, LiveDatabase, Snapshot, SnapshotKind};
 use backup_domain::{DbError, Schedule};
 
-pub use snapshot::{SNAPSHOT_PREFIX, SqliteSnapshot};
+pub use files::SqliteFiles;
+pub use snapshot::SqliteSnapshot;
 
 /// The `system_config` key of the schedule.
 pub const SCHEDULE_KEY: &str = "backupSchedule";
@@ -142,8 +143,23 @@ pub async fn user_version(path: &Path) -> Result<i64, DbError> {
 
 #[async_trait]
 impl Database for SqliteDatabase {
-    async fn snapshot(&self) -> Result<Box<dyn Snapshot>, DbError> {
-        Ok(Box::new(snapshot::take(self).await?))
+    async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(snapshot::take(self, kind).await?))
+    }
+
+    async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(snapshot::raw(self, why).await?))
+    }
+
+    async fn state(&self) -> LiveDatabase {
+        match tokio::fs::symlink_metadata(&self.path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LiveDatabase::Absent,
+            _ => {}
+        }
+        match user_version(&self.path).await {
+            Ok(user_version) => LiveDatabase::Readable { user_version },
+            Err(e) => LiveDatabase::Damaged(e.to_string()),
+        }
     }
 
     async fn schedule(&self) -> Result<Option<Schedule>, DbError> {

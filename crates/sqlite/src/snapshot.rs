@@ -10,23 +10,23 @@ use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use backup_domain::DbError;
-use backup_domain::credentials::{ENCRYPTED_COLUMNS, looks_encrypted};
-use backup_domain::ports::{FieldCipher, Snapshot};
-
-use backup_store_fs::temporary_name;
+use backup_domain::credentials::{CredentialColumn, Portable, portable};
+use backup_domain::ports::{FieldCipher, Snapshot, SnapshotKind};
+use backup_fsutil::temp::SNAPSHOT_PREFIX;
+use backup_fsutil::temporary_path;
 
 use crate::{SNAPSHOT_JOURNAL, SqliteDatabase, display, ident, map_err, table_exists};
 
-/// Temporary snapshot files start with this, so they are never taken for
-/// backups and a crash's leftovers can be found and removed.
-pub const SNAPSHOT_PREFIX: &str = ".framerr-snapshot-";
-
-/// A snapshot file; deleted when dropped.
+/// A snapshot file (named with the owner-token prefix, so a crash's
+/// leftovers are found and removed); deleted when dropped.
 #[derive(Debug)]
 pub struct SqliteSnapshot {
     path: PathBuf,
     size: u64,
-    user_version: i64,
+    user_version: Option<i64>,
+    /// A raw copy of a database that cannot be read: why, and its WAL.
+    damaged: Option<String>,
+    wal: Option<(PathBuf, u64)>,
 }
 
 impl SqliteSnapshot {
@@ -39,7 +39,7 @@ impl Drop for SqliteSnapshot {
     fn drop(&mut self) {
         // SQLite's side files too: a failed VACUUM INTO (a full disk)
         // leaves its rollback journal beside the target.
-        for suffix in ["", "-journal", "-wal", "-shm"] {
+        for suffix in ["", "-journal", "-wal", "-shm", ".wal-copy"] {
             let mut path = self.path.clone().into_os_string();
             path.push(suffix);
             let _ = std::fs::remove_file(path);
@@ -49,8 +49,20 @@ impl Drop for SqliteSnapshot {
 
 #[async_trait]
 impl Snapshot for SqliteSnapshot {
-    fn user_version(&self) -> i64 {
+    fn user_version(&self) -> Option<i64> {
         self.user_version
+    }
+
+    fn damaged(&self) -> Option<&str> {
+        self.damaged.as_deref()
+    }
+
+    async fn extras(&self) -> Result<Vec<(String, u64, Box<dyn AsyncRead + Send + Unpin>)>, DbError> {
+        let Some((path, size)) = &self.wal else { return Ok(Vec::new()) };
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| DbError::Other(format!("cannot open {}: {e}", display(path))))?;
+        Ok(vec![("framerr.db-wal".to_owned(), *size, Box::new(file.compat()))])
     }
 
     fn size(&self) -> u64 {
@@ -65,14 +77,42 @@ impl Snapshot for SqliteSnapshot {
     }
 }
 
-pub(crate) async fn take(db: &SqliteDatabase) -> Result<SqliteSnapshot, DbError> {
-    let mut live = db.connect().await?;
+/// A new, empty snapshot in the work folder; deleted when dropped.
+async fn new_snapshot(db: &SqliteDatabase) -> Result<SqliteSnapshot, DbError> {
     tokio::fs::create_dir_all(&db.work_dir)
         .await
         .map_err(|e| DbError::Other(format!("cannot create {}: {e}", display(&db.work_dir))))?;
-    let path = db.work_dir.join(temporary_name(SNAPSHOT_PREFIX, "framerr.db"));
+    let path = temporary_path(&db.work_dir, SNAPSHOT_PREFIX, "framerr.db")
+        .map_err(|e| DbError::Other(format!("cannot write in {}: {e}", display(&db.work_dir))))?;
+    Ok(SqliteSnapshot { path, size: 0, user_version: None, damaged: None, wal: None })
+}
+
+/// The live database and its WAL copied byte for byte: all that can be
+/// kept of a database SQLite cannot read.
+pub(crate) async fn raw(db: &SqliteDatabase, why: &str) -> Result<SqliteSnapshot, DbError> {
+    let mut snapshot = new_snapshot(db).await?;
+    snapshot.damaged = Some(why.to_owned());
+    let copy = |from: PathBuf, to: PathBuf| async move {
+        tokio::fs::copy(&from, &to).await.map_err(|e| DbError::Other(format!("cannot copy {}: {e}", display(&from))))
+    };
+    snapshot.size = copy(db.path.clone(), snapshot.path.clone()).await?;
+    let mut wal = db.path.clone().into_os_string();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if tokio::fs::metadata(&wal).await.is_ok_and(|m| m.len() > 0) {
+        let mut to = snapshot.path.clone().into_os_string();
+        to.push(".wal-copy");
+        let to = PathBuf::from(to);
+        let size = copy(wal, to.clone()).await?;
+        snapshot.wal = Some((to, size));
+    }
+    Ok(snapshot)
+}
+
+pub(crate) async fn take(db: &SqliteDatabase, kind: SnapshotKind) -> Result<SqliteSnapshot, DbError> {
+    let mut live = db.connect().await?;
     // From here on the guard deletes the file whatever happens.
-    let mut snapshot = SqliteSnapshot { path, size: 0, user_version: 0 };
+    let mut snapshot = new_snapshot(db).await?;
     let target = snapshot.path.to_str().ok_or_else(|| DbError::Other("work folder path is not UTF-8".into()))?;
     sqlx::query("VACUUM INTO ?").bind(target.to_owned()).execute(&mut live).await.map_err(|e| {
         let message = e.to_string();
@@ -87,8 +127,8 @@ pub(crate) async fn take(db: &SqliteDatabase) -> Result<SqliteSnapshot, DbError>
     let mut copy = open_copy(&snapshot.path).await?;
     let p = snapshot.path.clone();
     snapshot.user_version =
-        sqlx::query("PRAGMA user_version").fetch_one(&mut copy).await.map_err(|e| map_err(&p, e))?.get(0);
-    if let Some(cipher) = &db.cipher {
+        Some(sqlx::query("PRAGMA user_version").fetch_one(&mut copy).await.map_err(|e| map_err(&p, e))?.get(0));
+    if let (Some(cipher), SnapshotKind::Portable) = (&db.cipher, kind) {
         make_portable(&mut copy, cipher.as_ref()).await.map_err(|e| map_err(&p, e))?;
     }
     copy.close().await.map_err(|e| map_err(&p, e))?;
@@ -109,12 +149,11 @@ async fn open_copy(path: &Path) -> Result<SqliteConnection, DbError> {
 }
 
 /// Decrypts, in the snapshot only, every credential that looks encrypted
-/// and decrypts under the instance key; Framerr decrypts integration configs
-/// but forgets the OIDC client secret, which then breaks on another key.
-/// A value that does not decrypt is left as it is (spec section 6).
+/// and decrypts under the instance key (the domain's `portable` rule).
 async fn make_portable(conn: &mut SqliteConnection, cipher: &dyn FieldCipher) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    for (table, column) in ENCRYPTED_COLUMNS {
+    for column in CredentialColumn::ALL {
+        let (table, column) = (column.table(), column.column());
         if !table_exists(&mut tx, table).await? {
             continue;
         }
@@ -124,15 +163,13 @@ async fn make_portable(conn: &mut SqliteConnection, cipher: &dyn FieldCipher) ->
         for row in rows {
             let rowid: i64 = row.try_get(0)?;
             let Ok(Some(value)) = row.try_get::<Option<String>, _>(1) else { continue };
-            if !looks_encrypted(&value) {
-                continue;
-            }
-            match cipher.decrypt(&value) {
-                Ok(plain) => {
+            match portable(&value, cipher) {
+                Portable::AsIs => {}
+                Portable::Decrypted(plain) => {
                     let update = format!("UPDATE {} SET {} = ? WHERE rowid = ?", ident(table), ident(column));
                     sqlx::query(AssertSqlSafe(update)).bind(plain).bind(rowid).execute(&mut *tx).await?;
                 }
-                Err(_) => undecryptable += 1,
+                Portable::Undecryptable => undecryptable += 1,
             }
         }
         if undecryptable > 0 {

@@ -4,12 +4,14 @@
 //! fsynced, then linked to its final name (which fails if the name exists,
 //! so nothing is ever clobbered), and the folder is fsynced. A crash at any
 //! instant leaves either no backup or a complete one under the final name;
-//! its temporary leftovers are removed by [`FsStore::prepare`] and never
-//! listed.
+//! its temporary leftovers are removed by [`FsStore::prepare`] (once their
+//! owner is gone) and never listed. Backups are opened and deleted without
+//! following symbolic links: a link planted in the folder is not a backup.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
@@ -17,12 +19,12 @@ use futures_io::AsyncWrite;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
-use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
+use backup_domain::file::BackupFile;
+use backup_domain::ports::{BackupStore, Download, Scratch, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
+use backup_fsutil::temp::{SNAPSHOT_PREFIX, UPLOAD_PREFIX};
+use backup_fsutil::{LocalFile, TempPath, map_io, open_regular, remove_stale_temporaries, temporary_path};
 
-/// Temporary uploads start with this; a crash's leftovers are removed at
-/// start.
-pub const UPLOAD_PREFIX: &str = ".framerr-upload-";
 const BUFFER: usize = 256 * 1024;
 
 #[derive(Debug, Clone)]
@@ -45,67 +47,20 @@ impl FsStore {
     }
 }
 
-/// A name for a temporary file: `{prefix}{pid}-{unique}-{label}`. The
-/// process id lets [`remove_stale_temporaries`] tell a crash's leftovers
-/// from the work of a process that is still running (a server and a CLI may
-/// share a folder).
-pub fn temporary_name(prefix: &str, label: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{}-{nanos:x}{count:x}-{label}", std::process::id())
-}
-
-/// Removes files in `dir` named by [`temporary_name`] with one of
-/// `prefixes` whose process is gone. Without `/proc`, a file counts as
-/// stale after a day.
-pub fn remove_stale_temporaries(dir: &Path, prefixes: &[&str]) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p)) else { continue };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = match pid {
-            Some(pid) if Path::new("/proc/self").exists() => {
-                pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
-            }
-            _ => entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() < 86_400)),
-        };
-        if !alive {
-            tracing::info!(path = %entry.path().display(), "removing a temporary file left by an interrupted backup");
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Maps an io error to the store's vocabulary, naming the path.
-pub fn map_io(path: &Path, e: io::Error) -> StoreError {
-    let place = path.display().to_string();
-    match e.kind() {
-        io::ErrorKind::NotFound => StoreError::NotFound(place),
-        io::ErrorKind::AlreadyExists => StoreError::AlreadyExists(place),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => StoreError::PermissionDenied(place),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::Full(place),
-        _ => StoreError::Other(format!("{place}: {e}")),
-    }
-}
-
 #[async_trait]
 impl BackupStore for FsStore {
+    /// A `file://` URL of the absolute folder.
     fn describe(&self) -> String {
-        format!("file://{}", self.dir.display())
+        let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        format!("file://{}", dir.display())
     }
 
     /// Creates the folder if needed and removes temporary files that an
-    /// interrupted upload left behind.
+    /// interrupted upload or snapshot left behind (never a live one's).
     async fn prepare(&self) -> Result<(), StoreError> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &[UPLOAD_PREFIX]))
+        tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir, &[UPLOAD_PREFIX, SNAPSHOT_PREFIX]))
             .await
             .map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(())
@@ -134,7 +89,8 @@ impl BackupStore for FsStore {
 
     async fn create(&self, name: &BackupName) -> Result<Box<dyn Upload>, StoreError> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
-        let temp = self.dir.join(temporary_name(UPLOAD_PREFIX, &format!("{}.partial", name.stem())));
+        let temp = temporary_path(&self.dir, UPLOAD_PREFIX, &format!("{}.partial", name.stem()))
+            .map_err(|e| map_io(&self.dir, e))?;
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -151,17 +107,17 @@ impl BackupStore for FsStore {
     }
 
     async fn open(&self, name: &BackupName) -> Result<Download, StoreError> {
+        let file = self.open_regular(name).await?;
+        let size = file.metadata().map_err(|e| map_io(&self.path_of(name), e))?.len();
+        let reader = tokio::io::BufReader::with_capacity(BUFFER, tokio::fs::File::from_std(file)).compat();
+        Ok(Download { size, reader: Box::new(reader) })
+    }
+
+    async fn open_file(&self, name: &BackupName) -> Result<Option<Arc<dyn BackupFile>>, StoreError> {
+        let file = self.open_regular(name).await?;
         let path = self.path_of(name);
-        let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
-            _ => map_io(&path, e),
-        })?;
-        let meta = file.metadata().await.map_err(|e| map_io(&path, e))?;
-        if !meta.is_file() {
-            return Err(StoreError::NotFound(name.to_string()));
-        }
-        let reader = tokio::io::BufReader::with_capacity(BUFFER, file).compat();
-        Ok(Download { size: meta.len(), reader: Box::new(reader) })
+        let local = LocalFile::from_file(file, &path, false).map_err(|e| map_io(&path, e))?;
+        Ok(Some(Arc::new(local)))
     }
 
     async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
@@ -178,6 +134,64 @@ impl BackupStore for FsStore {
         })?;
         sync_dir(&self.dir).await;
         Ok(())
+    }
+}
+
+impl FsStore {
+    /// The backup's file, never through a symbolic link.
+    async fn open_regular(&self, name: &BackupName) -> Result<std::fs::File, StoreError> {
+        let path = self.path_of(name);
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || open_regular(&path)
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+        opened.map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound(name.to_string()),
+            _ => map_io(&path, e),
+        })
+    }
+}
+
+/// Scratch space in a local folder: remote backups are copied here to be
+/// read with random access, and removed when no longer needed.
+#[derive(Debug, Clone)]
+pub struct FsScratch {
+    dir: PathBuf,
+}
+
+impl FsScratch {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FsScratch { dir: dir.into() }
+    }
+}
+
+#[async_trait]
+impl Scratch for FsScratch {
+    async fn keep(
+        &self,
+        reader: &mut (dyn futures_io::AsyncRead + Send + Unpin),
+    ) -> Result<Arc<dyn BackupFile>, StoreError> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        let temp = TempPath::new(&self.dir, UPLOAD_PREFIX, "fetched").map_err(|e| map_io(&self.dir, e))?;
+        let path = temp.path().to_path_buf();
+        // Read back at random offsets later: read and write.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| map_io(&path, e))?;
+        let mut out = tokio::io::BufWriter::with_capacity(BUFFER, file);
+        let mut reader = tokio_util::compat::FuturesAsyncReadCompatExt::compat(reader);
+        tokio::io::copy(&mut reader, &mut out).await.map_err(|e| map_io(&path, e))?;
+        out.flush().await.map_err(|e| map_io(&path, e))?;
+        let file = out.into_inner().into_std().await;
+        // From here the file removes itself when dropped.
+        let local = LocalFile::from_file(file, &temp.keep(), true).map_err(|e| map_io(&path, e))?;
+        Ok(Arc::new(local))
     }
 }
 

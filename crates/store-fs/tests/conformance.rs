@@ -5,15 +5,21 @@
 
 use backup_domain::conformance;
 use backup_domain::ports::BackupStore;
-use backup_store_fs::{FsStore, UPLOAD_PREFIX};
+use backup_fsutil::temp::UPLOAD_PREFIX;
+use backup_store_fs::FsStore;
 
 #[tokio::test]
 async fn passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path().join("backups"));
     conformance::run_all(&store, conformance::Options::default()).await;
-    // Nothing left behind: no temporaries from aborted or dropped uploads.
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("backups")).unwrap().collect();
+    // Nothing left behind: no temporaries from aborted or dropped uploads
+    // (the owner file of this live process aside).
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".framerr-owner-"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -21,11 +27,11 @@ async fn passes_the_conformance_suite() {
 async fn lists_only_backup_files_and_cleans_leftovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path());
-    // A leftover of a process that is gone (pid 0 never names a process),
-    // and the temporary of one that is running (this one).
-    let stale = dir.path().join(format!("{UPLOAD_PREFIX}0-1-framerr-manual-x.partial"));
+    // A leftover of a process that is gone (no owner holds its token), and
+    // the temporary of one that is running (this one).
+    let stale = dir.path().join(format!("{UPLOAD_PREFIX}0123abcd-1-framerr-manual-x.partial"));
     std::fs::write(&stale, b"half a backup").unwrap();
-    let live = dir.path().join(backup_store_fs::temporary_name(UPLOAD_PREFIX, "framerr-manual-y.partial"));
+    let live = backup_fsutil::temporary_path(dir.path(), UPLOAD_PREFIX, "framerr-manual-y.partial").unwrap();
     std::fs::write(&live, b"being written").unwrap();
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     std::fs::write(dir.path().join("framerr-manual-2026-11-26T03-00-00.zip"), b"zip").unwrap();
@@ -37,6 +43,12 @@ async fn lists_only_backup_files_and_cleans_leftovers() {
     assert!(!stale.exists());
     assert!(live.exists(), "a running process's upload was removed");
     assert!(dir.path().join("notes.txt").exists());
+    // A planted link is neither opened nor deleted through.
+    let link = backup_domain::BackupName::parse("framerr-safety-2026-11-26T03-00-00.zip").unwrap();
+    assert!(matches!(store.open(&link).await, Err(backup_domain::StoreError::NotFound(_))));
+    assert!(matches!(store.open_file(&link).await, Err(backup_domain::StoreError::NotFound(_))));
+    assert!(matches!(store.delete(&link).await, Err(backup_domain::StoreError::NotFound(_))));
+    assert!(std::path::Path::new("/etc/passwd").exists());
 }
 
 #[tokio::test]

@@ -26,7 +26,8 @@ use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 
 use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
-use backup_store_fs::{UPLOAD_PREFIX, temporary_name};
+use backup_fsutil::temp::UPLOAD_PREFIX;
+use backup_fsutil::temporary_name;
 
 /// Every multipart part but the last has this size (R2 and others reject
 /// uneven parts); S3's minimum is 5 MiB.

@@ -1,28 +1,28 @@
 use std::process::ExitCode;
 
+use backup_app::Engine;
+use backup_domain::listing;
+
 use super::CliResult;
 use crate::args::ListArgs;
 use crate::output::human_size;
-use crate::settings::Settings;
 
-pub(crate) async fn run(settings: &Settings, args: ListArgs) -> CliResult {
-    let stores = super::all_stores(settings)?;
-    let (json, unreachable) = backup_domain::listing::merged(&stores).await;
-    for problem in &unreachable {
+pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
+    let listing = listing::list(&engine.stores()).await;
+    for problem in &listing.unreachable {
         eprintln!("warning: cannot list {problem}");
     }
+    let code = if listing.unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) };
     if args.json {
-        println!("{json}");
-        return Ok(ExitCode::SUCCESS);
+        println!("{}", serde_json::to_string(&listing)?);
+        return Ok(code);
     }
-    let items = json["backups"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        println!("No backups in {}", settings.backups.display());
-        return Ok(ExitCode::SUCCESS);
+    if listing.backups.is_empty() {
+        println!("No backups in {}", engine.settings.backups.display());
+        return Ok(code);
     }
-    let text = |item: &serde_json::Value, key: &str| item[key].as_str().unwrap_or_default().to_owned();
-    let width = items.iter().map(|b| text(b, "filename").len()).max().unwrap_or(4).max(4);
-    let several = !settings.destinations.is_empty();
+    let width = listing.backups.iter().map(|b| b.name.to_string().len()).max().unwrap_or(4).max(4);
+    let several = !engine.settings.destinations.is_empty();
     let header = format!(
         "{:width$}  {:9}  {:>10}  {:20}  {:9}{}",
         "NAME",
@@ -33,20 +33,20 @@ pub(crate) async fn run(settings: &Settings, args: ListArgs) -> CliResult {
         if several { "  WHERE" } else { "" }
     );
     println!("{}", header.trim_end());
-    for item in &items {
-        let created = item["createdAt"].as_str().map(|t| t[..19].replace('T', " ")).unwrap_or_else(|| "-".into());
-        let encrypted = if item["encrypted"] == true { "yes" } else { "no" };
-        let places: Vec<String> =
-            item["locations"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_owned)).collect();
-        let places = if several { format!("  {}", places.join(", ")) } else { String::new() };
+    for b in &listing.backups {
+        let created = b
+            .created_at
+            .map_or_else(|| "-".to_owned(), |t| backup_domain::timefmt::to_iso_millis(t)[..19].replace('T', " "));
+        let encrypted = if b.encrypted { "yes" } else { "no" };
+        let places = if several { format!("  {}", b.locations.join(", ")) } else { String::new() };
         let line = format!(
             "{:width$}  {:9}  {:>10}  {:20}  {encrypted:9}{places}",
-            text(item, "filename"),
-            text(item, "type"),
-            human_size(item["size"].as_u64().unwrap_or(0)),
+            b.name.to_string(),
+            b.kind.to_string(),
+            human_size(b.size),
             created
         );
         println!("{}", line.trim_end());
     }
-    Ok(if unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(code)
 }

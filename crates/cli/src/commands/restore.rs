@@ -1,65 +1,19 @@
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
+use backup_app::Engine;
+use backup_domain::encryption::KeyStoreOutcome;
 use backup_domain::name::BackupFormat;
-use backup_domain::restore::RestoreLimits;
-use backup_domain::{BackupKind, BackupName};
-use backup_instance::{KeyStoreOutcome, RestoreOptions};
+use backup_domain::restore::{RestoreLimits, RestoreRequest, SafetyBackup};
 
-use super::{CliResult, creator, instance};
+use super::CliResult;
 use crate::args::RestoreArgs;
-use crate::output::ProgressReporter;
-use crate::settings::Settings;
+use crate::password;
 
-/// A backup file to read: a path as given, the backups folder's copy, or a
-/// temporary download from the first extra destination that holds it.
-#[derive(Debug)]
-pub(crate) struct Located {
-    pub(crate) path: PathBuf,
-    temporary: bool,
-}
-
-impl Drop for Located {
-    fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-pub(crate) async fn locate(settings: &Settings, arg: &str) -> Result<Located, String> {
-    let Ok(name) =
-        BackupName::parse(arg).map_err(|_| ()).and_then(|n| if Path::new(arg).exists() { Err(()) } else { Ok(n) })
-    else {
-        return Ok(Located { path: PathBuf::from(arg), temporary: false });
-    };
-    let local = settings.backups.join(name.to_string());
-    if local.exists() {
-        return Ok(Located { path: local, temporary: false });
-    }
-    for replica in super::replicas(settings)? {
-        let Ok(download) = replica.open(&name).await else { continue };
-        std::fs::create_dir_all(settings.work_dir()).map_err(|e| format!("{}: {e}", settings.work_dir().display()))?;
-        let path = settings.work_dir().join(backup_store_fs::temporary_name(backup_store_fs::UPLOAD_PREFIX, "fetched"));
-        let located = Located { path, temporary: true };
-        let mut file = tokio::fs::File::create_new(&located.path).await.map_err(|e| e.to_string())?;
-        let mut reader = tokio_util::compat::FuturesAsyncReadCompatExt::compat(download.reader);
-        tokio::io::copy(&mut reader, &mut file)
-            .await
-            .map_err(|e| format!("downloading {name} from {}: {e}", replica.describe()))?;
-        eprintln!("Fetched {name} from {}", replica.describe());
-        return Ok(located);
-    }
-    Ok(Located { path: local, temporary: false })
-}
-
-fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
+fn confirm(backup: &str, engine: &Engine) -> Result<bool, std::io::Error> {
     eprint!(
-        "Restore {} over the instance at {}?\nA safety backup of the current state is made first. [y/N] ",
-        path.display(),
-        settings.db.display()
+        "Restore {backup} over the instance at {}?\nA safety backup of the current state is made first; everyone signs in again afterwards. [y/N] ",
+        engine.settings.db.display()
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -67,30 +21,22 @@ fn confirm(path: &Path, settings: &Settings) -> Result<bool, std::io::Error> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
-    let located = locate(settings, &args.backup).await?;
-    let path = located.path.clone();
-    let format = backup_archive::detect_file(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))??;
+pub(crate) async fn run(engine: &Engine, args: RestoreArgs) -> CliResult {
+    let source = engine.source(&args.backup)?;
+    let format = engine.restorer.format(&source).await?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err("restore replaces the current instance: confirm with --yes when not on a terminal".into());
         }
-        if !confirm(&path, settings)? {
+        if !confirm(&args.backup, engine)? {
             eprintln!("Nothing was restored.");
             return Ok(ExitCode::FAILURE);
         }
     }
-    let decrypted = match format {
+    let password = match format {
         BackupFormat::Plain => None,
-        BackupFormat::Encrypted => {
-            Some(super::decrypt::decrypt(&path, settings.work_dir(), args.password_stdin).await?)
-        }
+        BackupFormat::Encrypted => Some(password::read(args.password_stdin, "Backup password: ", false)?),
     };
-    let archive = decrypted.as_ref().map_or(path.as_path(), |d| d.path.as_path());
-    let password = decrypted.as_ref().map(|d| d.password.clone());
-    let instance = instance(settings);
-    let cipher = settings.cipher();
-    let key_store = backup_crypto::manage::restored_key_store(settings.key.as_ref(), password.as_ref());
     let mut limits = RestoreLimits::default();
     if let Some(max) = args.max_size {
         limits.max_total = max;
@@ -99,32 +45,21 @@ pub(crate) async fn run(settings: &Settings, args: RestoreArgs) -> CliResult {
     if let Some(ratio) = args.max_ratio {
         limits.max_ratio = ratio;
     }
-    let options = RestoreOptions { cipher: cipher.as_deref(), limits, key_store: &key_store };
-    eprintln!("Checking and staging {} ...", path.display());
-    let staged = instance.stage(archive, &options).await?;
-
-    let mut safety = None;
-    if settings.db.exists() {
-        eprintln!("Making a safety backup of the current state ...");
-        let progress = Arc::new(ProgressReporter::new(false));
-        let created = creator(settings, progress)?
-            .create(BackupKind::Safety)
-            .await
-            .map_err(|e| backup_instance::RestoreError::Safety(e.to_string()))?;
-        safety = Some(created.stored.name.to_string());
-    }
-    let mut summary = instance.commit(staged)?;
-    summary.safety_backup = safety;
+    eprintln!("Checking and staging {} ...", args.backup);
+    let request = RestoreRequest { source, password, limits, only_without_users: false };
+    let summary = engine.restorer.restore(request).await?;
 
     let post = &summary.post;
-    println!(
-        "Restored {} (made {}).",
-        path.display(),
-        backup_domain::timefmt::to_iso_millis(summary.manifest.created_at)
-    );
-    match &summary.safety_backup {
-        Some(name) => println!("  safety backup: {name} (restore it to undo)"),
-        None => println!("  safety backup: none (there was no database before)"),
+    println!("Restored {} (made {}).", args.backup, backup_domain::timefmt::to_iso_millis(summary.manifest.created_at));
+    match &summary.safety {
+        SafetyBackup::Made(name) => println!("  safety backup: {name} (restore it to undo)"),
+        SafetyBackup::None => println!("  safety backup: none (there was no database before)"),
+        SafetyBackup::Raw { name, why } => {
+            println!("  safety backup: {name}");
+            println!(
+                "  note: the database that was replaced could not be read ({why}); the safety backup keeps its files exactly as they were"
+            );
+        }
     }
     println!(
         "  tables purged: {}",

@@ -1,78 +1,61 @@
-use std::path::Path;
 use std::process::ExitCode;
 
-use backup_archive::{Inspection, detect_file, inspect, open_database_entry};
+use backup_app::Engine;
 use backup_domain::name::BackupFormat;
-use backup_store_fs::{UPLOAD_PREFIX, temporary_name};
+use backup_domain::{RestoreError, VerifyReport};
 
 use super::CliResult;
 use crate::args::VerifyArgs;
-use crate::settings::Settings;
+use crate::password;
 
-pub(crate) async fn run(settings: &Settings, args: VerifyArgs) -> CliResult {
-    let located = super::restore::locate(settings, &args.backup).await?;
-    let path = located.path.clone();
-    let report = verify(&path, settings.work_dir(), args.password_stdin).await;
+pub(crate) async fn run(engine: &Engine, args: VerifyArgs) -> CliResult {
+    let report = verify(engine, &args).await;
     let ok = report.is_ok();
     if args.json {
         let json = match &report {
-            Ok((inspection, user_version)) => serde_json::json!({
-                "path": path, "ok": true,
-                "entries": inspection.entries.len(),
-                "checksumsVerified": inspection.checksums_verified,
-                "userVersion": user_version,
-                "type": inspection.manifest.kind,
-                "createdAt": backup_domain::timefmt::to_iso_millis(inspection.manifest.created_at),
+            Ok(r) => serde_json::json!({
+                "backup": args.backup, "ok": true,
+                "encrypted": r.format == BackupFormat::Encrypted,
+                "checksumsVerified": r.checksums_verified,
+                "userVersion": r.user_version,
+                "type": r.manifest.kind,
+                "createdAt": backup_domain::timefmt::to_iso_millis(r.manifest.created_at),
             }),
-            Err(e) => serde_json::json!({ "path": path, "ok": false, "error": e }),
+            Err(e) => serde_json::json!({ "backup": args.backup, "ok": false, "error": e }),
         };
         println!("{json}");
     } else {
         match &report {
-            Ok((inspection, user_version)) => {
-                println!("{}: OK", path.display());
-                println!("  entries: {}", inspection.entries.len());
-                if inspection.manifest.entries.is_some() {
-                    println!("  checksums: {} SHA-256 verified", inspection.checksums_verified);
+            Ok(r) => {
+                println!("{}: OK", args.backup);
+                if r.manifest.entries.is_some() {
+                    println!("  checksums: {} SHA-256 verified, and every CRC-32", r.checksums_verified);
                 } else {
                     println!("  checksums: none in the manifest (made by Framerr); CRC-32 of every entry verified");
                 }
-                println!("  database: integrity ok, user_version {user_version}");
+                if r.format == BackupFormat::Encrypted {
+                    println!("  encryption: the password opens it and its authentication tag verifies");
+                }
+                match r.live_version {
+                    Some(live) => println!(
+                        "  database: integrity ok, user_version {} (this instance runs {live}): restore would accept it",
+                        r.user_version
+                    ),
+                    None => println!("  database: integrity ok, user_version {}", r.user_version),
+                }
             }
-            Err(e) => eprintln!("{}: FAILED: {e}", path.display()),
+            Err(e) => eprintln!("{}: FAILED: {e}", args.backup),
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn verify(path: &Path, work_dir: &Path, password_stdin: bool) -> Result<(Inspection, i64), String> {
-    let format = detect_file(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let decrypted = match format.map_err(|e| e.to_string())? {
+async fn verify(engine: &Engine, args: &VerifyArgs) -> Result<VerifyReport, String> {
+    let source = engine.source(&args.backup)?;
+    let format = engine.restorer.format(&source).await.map_err(|e| e.to_string())?;
+    let password = match format {
         BackupFormat::Plain => None,
-        // Decrypting verifies the tag over every byte; the ZIP checks follow.
-        BackupFormat::Encrypted => Some(super::decrypt::decrypt(path, work_dir, password_stdin).await?),
+        BackupFormat::Encrypted => Some(password::read(args.password_stdin, "Backup password: ", false)?),
     };
-    let path = decrypted.as_ref().map_or(path, |d| d.path.as_path());
-    let archive = path.to_owned();
-    let inspection = tokio::task::spawn_blocking(move || inspect(&archive))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    // The database entry goes to a temporary file for SQLite's own check.
-    std::fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let db = work_dir.join(temporary_name(UPLOAD_PREFIX, "verify.db"));
-    let result = async {
-        let (archive, target) = (path.to_owned(), db.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut file = std::fs::File::create_new(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-            open_database_entry(&archive, &mut file).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        backup_sqlite::integrity_check(&db).await.map_err(|e| e.to_string())?;
-        backup_sqlite::user_version(&db).await.map_err(|e| e.to_string())
-    }
-    .await;
-    let _ = std::fs::remove_file(&db);
-    Ok((inspection, result?))
+    engine.restorer.verify(source, password.as_ref()).await.map_err(|e: RestoreError| e.to_string())
 }

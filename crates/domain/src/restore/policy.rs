@@ -6,28 +6,8 @@
 
 use std::collections::HashSet;
 
+use crate::assets::AssetFolder;
 use crate::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
-
-/// The asset folders of a backup, by their archive prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AssetFolder {
-    ProfilePictures,
-    CustomIcons,
-    Favicon,
-}
-
-impl AssetFolder {
-    pub const ALL: [AssetFolder; 3] = [AssetFolder::ProfilePictures, AssetFolder::CustomIcons, AssetFolder::Favicon];
-
-    /// The folder's name inside the archive.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            AssetFolder::ProfilePictures => "profile-pictures",
-            AssetFolder::CustomIcons => "custom-icons",
-            AssetFolder::Favicon => "favicon",
-        }
-    }
-}
 
 /// Where an archive entry goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +38,8 @@ pub enum HostileArchive {
     TotalTooLarge { size: u64, limit: u64 },
     #[error("archive entry {name:?} expands {ratio}x, over the {limit}x limit (a zip bomb?)")]
     Ratio { name: String, ratio: u64, limit: u64 },
+    #[error("the archive would expand {ratio}x its own size, over the {limit}x limit (a zip bomb?)")]
+    ArchiveRatio { ratio: u64, limit: u64 },
     #[error("the archive has {count} entries, over the {limit} limit")]
     TooManyEntries { count: usize, limit: usize },
 }
@@ -67,7 +49,8 @@ pub enum HostileArchive {
 pub struct RestoreLimits {
     pub max_entry: u64,
     pub max_total: u64,
-    /// Uncompressed / compressed, for entries over 1 MiB.
+    /// Uncompressed / compressed: for each entry over [`RATIO_FLOOR`], and
+    /// for everything extracted against the whole archive's size.
     pub max_ratio: u64,
     pub max_entries: usize,
 }
@@ -79,6 +62,10 @@ impl Default for RestoreLimits {
         RestoreLimits { max_entry: 16 << 30, max_total: 20 << 30, max_ratio: 1000, max_entries: 100_000 }
     }
 }
+
+/// Entries smaller than this are not held to the ratio on their own (a
+/// small text compresses well); they still count toward the archive's.
+pub const RATIO_FLOOR: u64 = 16 * 1024;
 
 /// An entry as the archive's central directory declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,9 +103,15 @@ pub fn classify(name: &str) -> Result<EntryTarget, HostileArchive> {
 }
 
 /// Checks every entry before anything is extracted: paths, links,
-/// duplicates, sizes, compression ratios. Directory entries are skipped
-/// (Framerr writes none, other tools do).
-pub fn check_entries(entries: &[DeclaredEntry], limits: RestoreLimits) -> Result<Vec<EntryTarget>, HostileArchive> {
+/// duplicates, sizes, and compression ratios, per entry and for the whole
+/// archive (`archive_size` bytes), so that many small bombs are caught like
+/// one large one. Directory entries are skipped (Framerr writes none, other
+/// tools do); entries that are not extracted do not count.
+pub fn check_entries(
+    entries: &[DeclaredEntry],
+    archive_size: u64,
+    limits: RestoreLimits,
+) -> Result<Vec<EntryTarget>, HostileArchive> {
     if entries.len() > limits.max_entries {
         return Err(HostileArchive::TooManyEntries { count: entries.len(), limit: limits.max_entries });
     }
@@ -151,13 +144,20 @@ pub fn check_entries(entries: &[DeclaredEntry], limits: RestoreLimits) -> Result
         if total > limits.max_total {
             return Err(HostileArchive::TotalTooLarge { size: total, limit: limits.max_total });
         }
-        if e.size > 1 << 20 {
+        if e.size > RATIO_FLOOR {
             let ratio = e.size / e.compressed_size.max(1);
             if ratio > limits.max_ratio {
                 return Err(HostileArchive::Ratio { name: e.name.clone(), ratio, limit: limits.max_ratio });
             }
         }
         targets.push(target);
+    }
+    // Bounded by the floor: a tiny archive of small files passes.
+    if total > RATIO_FLOOR {
+        let ratio = total / archive_size.max(1);
+        if ratio > limits.max_ratio {
+            return Err(HostileArchive::ArchiveRatio { ratio, limit: limits.max_ratio });
+        }
     }
     Ok(targets)
 }
@@ -179,9 +179,32 @@ pub fn check_version(backup: i64, running: Option<i64>) -> Result<(), TooNew> {
     }
 }
 
+/// Tables every Framerr database has: without them a file is not a Framerr
+/// database, whatever else it holds.
+pub const REQUIRED_TABLES: [&str; 2] = ["users", "system_config"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the backup's database is not a Framerr database: it has no {0} table")]
+pub struct NotFramerr(pub String);
+
+pub fn check_tables(tables: &[String]) -> Result<(), NotFramerr> {
+    match REQUIRED_TABLES.iter().find(|t| !tables.iter().any(|have| have == *t)) {
+        Some(missing) => Err(NotFramerr((*missing).to_owned())),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_without_framerrs_tables_is_not_framerrs() {
+        let tables = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(check_tables(&tables(&["sessions", "users", "system_config"])).is_ok());
+        assert_eq!(check_tables(&tables(&["users"])), Err(NotFramerr("system_config".into())));
+        assert!(check_tables(&[]).unwrap_err().to_string().contains("no users table"));
+    }
 
     fn entry(name: &str, size: u64, compressed: u64) -> DeclaredEntry {
         DeclaredEntry { name: name.into(), size, compressed_size: compressed, is_symlink: false, is_dir: false }
@@ -225,7 +248,7 @@ mod tests {
     fn refuses_hostile_archives() {
         let limits = RestoreLimits { max_entry: 100 << 20, max_total: 150 << 20, max_ratio: 100, max_entries: 10 };
         let ok = [entry("framerr.db", 10, 5), entry("manifest.json", 10, 5)];
-        assert_eq!(check_entries(&ok, limits).unwrap(), [EntryTarget::Database, EntryTarget::Manifest]);
+        assert_eq!(check_entries(&ok, 100, limits).unwrap(), [EntryTarget::Database, EntryTarget::Manifest]);
         let cases: Vec<(Vec<DeclaredEntry>, &str)> = vec![
             (vec![entry("framerr.db", 1, 1), entry("framerr.db", 1, 1)], "more than once"),
             (vec![entry("favicon/a.ico", 1, 1), entry("favicon/A.ico", 1, 1)], "more than once"),
@@ -235,18 +258,35 @@ mod tests {
             (vec![entry("framerr.db", 50 << 20, 1000)], "zip bomb"),
             ((0..11).map(|i| entry(&format!("x{i}"), 1, 1)).collect(), "entries, over"),
             (vec![entry("../../etc/cron.d/x", 1, 1)], "unsafe path"),
+            // Below a MiB, an entry is still held to the ratio.
+            (vec![entry("favicon/a.ico", 200_000, 1_000)], "zip bomb"),
         ];
         for (entries, want) in cases {
-            let err = check_entries(&entries, limits).unwrap_err().to_string();
+            let archive: u64 = entries.iter().map(|e| e.compressed_size).sum::<u64>() + 100;
+            let err = check_entries(&entries, archive, limits).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
         // Unknown entries are ignored, even large ones.
-        assert!(check_entries(&[entry("video.mkv", 120 << 20, 120 << 20)], limits).is_ok());
+        assert!(check_entries(&[entry("video.mkv", 120 << 20, 120 << 20)], 120 << 20, limits).is_ok());
         // Directory entries are fine, unless their path is unsafe.
         let dir = DeclaredEntry { is_dir: true, ..entry("favicon/", 0, 0) };
-        assert!(check_entries(&[dir], limits).is_ok());
+        assert!(check_entries(&[dir], 100, limits).is_ok());
         let bad_dir = DeclaredEntry { is_dir: true, ..entry("../x/", 0, 0) };
-        assert!(check_entries(&[bad_dir], limits).is_err());
+        assert!(check_entries(&[bad_dir], 100, limits).is_err());
+    }
+
+    #[test]
+    fn many_small_entries_are_held_to_the_ratio_of_the_whole_archive() {
+        // 150 entries of 10 KiB of zeros, each under the floor, in a 30 KB file.
+        let limits = RestoreLimits { max_ratio: 2, ..RestoreLimits::default() };
+        let entries: Vec<DeclaredEntry> =
+            (0..150).map(|i| entry(&format!("custom-icons/{i}.png"), 10 * 1024, 200)).collect();
+        let err = check_entries(&entries, 30_000, limits).unwrap_err();
+        assert!(matches!(err, HostileArchive::ArchiveRatio { limit: 2, .. }), "{err}");
+        // The same files, incompressible, in an archive of their size: fine.
+        assert!(check_entries(&entries, 150 * 10 * 1024 + 20_000, limits).is_ok());
+        // A tiny archive of tiny files is fine whatever the ratio.
+        assert!(check_entries(&[entry("framerr.db", 4096, 10)], 200, limits).is_ok());
     }
 
     #[test]

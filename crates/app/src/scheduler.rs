@@ -49,8 +49,8 @@ async fn run_once(backups: &ScheduledBackups) {
                 tracing::info!(backup = %created.stored.name, size = created.stored.size, deleted = created.retention.deleted.len(), "scheduled backup done");
                 return;
             }
-            Err(CreateError::InProgress) => {
-                tracing::info!("a backup is already running; the scheduled one waits a minute");
+            Err(CreateError::InProgress | CreateError::Busy(_)) => {
+                tracing::info!("a backup or restore is already running; the scheduled backup waits a minute");
                 tokio::time::sleep(BUSY_RETRY).await;
             }
             Err(e) => {

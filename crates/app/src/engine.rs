@@ -1,0 +1,155 @@
+//! Every use case wired to its adapters, from one [`Settings`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_archive::{ZipArchiver, ZipBackupReader};
+use backup_crypto::FieldCrypto;
+use backup_crypto::manage::{InstanceVault, ServerKeyEnvelope};
+use backup_crypto::unseal::EnvelopeUnsealer;
+use backup_domain::auth::Sessions;
+use backup_domain::ports::{BackupStore, FieldCipher, Progress, Scratch};
+use backup_domain::scheduler::ScheduledBackups;
+use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
+use backup_fsutil::temp::{SCRATCH_PREFIX, SNAPSHOT_PREFIX, UPLOAD_PREFIX};
+use backup_instance::{FsInstance, FsInstanceLock, Layout, Recovered};
+use backup_sqlite::{SqliteDatabase, SqliteFiles};
+use backup_store_fs::{FsScratch, FsStore};
+
+use crate::clock::SystemClock;
+use crate::registry::Registry;
+use crate::settings::Settings;
+
+/// Post-restore on an attacker-controlled database stops past this; a real
+/// one (purging a large media library, rebuilding its index) takes seconds.
+pub const POST_RESTORE_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// The engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("{0}")]
+    Destination(String),
+}
+
+/// The use cases, ready to run.
+#[derive(Clone)]
+pub struct Engine {
+    pub settings: Settings,
+    pub creator: Creator,
+    pub restorer: Restorer,
+    pub scheduled: ScheduledBackups,
+    pub encryption: BackupEncryption,
+    pub sessions: Arc<dyn Sessions>,
+    pub scratch: Arc<dyn Scratch>,
+    lock: FsInstanceLock,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds everything from `settings`, with the default destinations;
+    /// `progress` receives the use cases' events.
+    pub fn build(settings: Settings, progress: Arc<dyn Progress>) -> Result<Engine, EngineError> {
+        Self::build_with(settings, progress, &Registry::with_defaults())
+    }
+
+    /// The same, with the destination kinds of `registry`.
+    pub fn build_with(
+        settings: Settings,
+        progress: Arc<dyn Progress>,
+        registry: &Registry,
+    ) -> Result<Engine, EngineError> {
+        if settings.key.is_none() {
+            tracing::warn!(
+                "SECRET_ENCRYPTION_KEY is not set: encrypted integration credentials go into backups as they are"
+            );
+        }
+        let cipher = settings.key.as_ref().map(|k| Arc::new(FieldCrypto::new(k)) as Arc<dyn FieldCipher>);
+        // Snapshots are staged beside the backups: the disk that must hold
+        // the result anyway.
+        let db = Arc::new(SqliteDatabase::new(&settings.db, &settings.backups, cipher.clone()));
+        let replicas = settings
+            .destinations
+            .iter()
+            .map(|url| registry.open(url))
+            .collect::<Result<Vec<Arc<dyn BackupStore>>, String>>()
+            .map_err(EngineError::Destination)?;
+        let instance = FsInstance::new(Layout {
+            db: settings.db.clone(),
+            assets: settings.assets.clone(),
+            caches: settings.caches.clone(),
+            scratch: settings.backups.clone(),
+        });
+        let lock = instance.lock();
+        let vault = Arc::new(InstanceVault { server_key: settings.key.clone() });
+        let creator = Creator {
+            db: db.clone(),
+            store: Arc::new(FsStore::new(&settings.backups)),
+            archiver: Arc::new(ZipArchiver::new(settings.assets.clone(), settings.deflate)),
+            clock: Arc::new(SystemClock),
+            progress,
+            busy: BusyFlag::default(),
+            envelope: Arc::new(ServerKeyEnvelope { key_store: db.clone(), server_key: settings.key.clone() }),
+            replicas,
+            lock: Arc::new(lock.clone()),
+            lock_wait: settings.lock_wait,
+        };
+        let scratch: Arc<dyn Scratch> = Arc::new(FsScratch::new(&settings.backups));
+        let restorer = Restorer {
+            creator: creator.clone(),
+            reader: Arc::new(ZipBackupReader::new(Arc::new(EnvelopeUnsealer))),
+            instance: Arc::new(instance),
+            db_files: Arc::new(SqliteFiles),
+            cipher,
+            vault: vault.clone(),
+            accounts: db.clone(),
+            scratch: scratch.clone(),
+            post_restore_deadline: POST_RESTORE_DEADLINE,
+        };
+        Ok(Engine {
+            scheduled: ScheduledBackups::new(creator.clone(), settings.zone.clone()),
+            encryption: BackupEncryption { key_store: db.clone(), vault },
+            sessions: db,
+            scratch,
+            creator,
+            restorer,
+            settings,
+            lock,
+        })
+    }
+
+    /// The primary store, then every extra destination.
+    pub fn stores(&self) -> Vec<Arc<dyn BackupStore>> {
+        self.creator.stores()
+    }
+
+    /// What every command does first, without waiting for anyone: removes
+    /// what dead processes left in the backups folder, and, when a restore
+    /// was interrupted and its process is gone, finishes or rolls it back.
+    /// A restore that another process is running is left alone.
+    pub async fn tidy(&self) -> Option<Recovered> {
+        let backups = self.settings.backups.clone();
+        let lock = self.lock.clone();
+        tokio::task::spawn_blocking(move || {
+            backup_fsutil::remove_stale_temporaries(&backups, &[UPLOAD_PREFIX, SNAPSHOT_PREFIX, SCRATCH_PREFIX]);
+            if !lock.needs_recovery() {
+                return None;
+            }
+            match lock.acquire_blocking(Duration::ZERO) {
+                Ok((_held, recovered)) => recovered,
+                Err(e) => {
+                    tracing::info!(error = %e, "not recovering now");
+                    None
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}

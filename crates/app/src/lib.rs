@@ -1,0 +1,64 @@
+//! The composition root of framerr-backup, as a library: [`Settings`]
+//! resolved in one place from flags and Framerr's environment variables,
+//! the destination [`Registry`], the [`Engine`] (every use case wired to
+//! its adapters), and [`serve`]. The CLI and a host server compose nothing
+//! themselves: they build an engine here.
+//!
+//! Embedding the engine in a host server, beside its own routes:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use backup_app::{Engine, Flags, Settings};
+//! use backup_http::BroadcastProgress;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = Settings::resolve(&Flags::default())?;
+//! let (progress, events) = BroadcastProgress::channel();
+//! let engine = Engine::build(settings, Arc::new(progress))?;
+//! let changed = Arc::new(tokio::sync::Notify::new());
+//! let app = axum::Router::new()
+//!     .route("/host/hello", axum::routing::get(|| async { "the host's own route" }))
+//!     .merge(backup_http::router(engine.http_state(events, changed)));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod engine;
+mod files;
+pub mod registry;
+pub mod scheduler;
+mod serve;
+mod settings;
+
+pub use backup_instance::Recovered;
+pub use clock::SystemClock;
+pub use engine::{Engine, EngineError, POST_RESTORE_DEADLINE};
+pub use files::release_temporaries;
+pub use registry::Registry;
+pub use serve::{SHUTDOWN_GRACE, ServeError, Stopped, serve};
+pub use settings::{DEFAULT_LOCK_WAIT, DEFAULT_PORT, DEFAULT_UPLOAD_LIMIT, Flags, Settings, SettingsError};
+
+impl Engine {
+    /// The HTTP API's state over this engine: progress events reach SSE
+    /// clients through `events`; `schedule_changed` wakes the scheduler.
+    pub fn http_state(
+        &self,
+        events: tokio::sync::broadcast::Sender<backup_domain::ports::ProgressEvent>,
+        schedule_changed: std::sync::Arc<tokio::sync::Notify>,
+    ) -> backup_http::AppState {
+        backup_http::AppState {
+            backups: self.scheduled.clone(),
+            restorer: self.restorer.clone(),
+            encryption: self.encryption.clone(),
+            sessions: self.sessions.clone(),
+            scratch: self.scratch.clone(),
+            events,
+            schedule_changed,
+            bearer_token: self.settings.bearer_token.clone(),
+            upload_limit: self.settings.upload_limit,
+            setup: backup_http::SetupRestores::default(),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Settings, resolved in one place: flags over Framerr's environment
+//! variables over the defaults (spec section 1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use backup_archive::DeflateOptions;
+use backup_crypto::InstanceKey;
+use backup_domain::{AssetPaths, Zone};
+
+/// What a front (the CLI's flags, a host server's configuration) sets;
+/// `None` leaves it to the environment and the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub data_dir: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub backups_dir: Option<PathBuf>,
+    pub config_dir: Option<PathBuf>,
+    /// Extra destinations; empty leaves them to `FRAMERR_BACKUP_DESTINATIONS`.
+    pub destinations: Vec<String>,
+    pub threads: Option<usize>,
+    pub listen: Option<SocketAddr>,
+    pub time_zone: Option<String>,
+    pub upload_limit: Option<u64>,
+}
+
+/// Everything the engine is built from.
+#[derive(Clone)]
+pub struct Settings {
+    pub db: PathBuf,
+    pub backups: PathBuf,
+    pub assets: AssetPaths,
+    /// Caches Framerr rebuilds; deleted after a restore.
+    pub caches: Vec<PathBuf>,
+    pub key: Option<InstanceKey>,
+    pub deflate: DeflateOptions,
+    /// Extra destinations, as URLs.
+    pub destinations: Vec<String>,
+    pub listen: SocketAddr,
+    pub zone: Zone,
+    /// `Authorization: Bearer` for headless API use.
+    pub bearer_token: Option<Arc<Zeroizing<String>>>,
+    pub upload_limit: u64,
+    /// How long a command waits for another process's backup or restore.
+    pub lock_wait: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("db", &self.db)
+            .field("backups", &self.backups)
+            .field("key", &self.key.is_some())
+            .field("listen", &self.listen)
+            .field("zone", &self.zone)
+            .field("bearer_token", &self.bearer_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setting that cannot be used. Never repeats a secret's value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error(transparent)]
+    Key(#[from] backup_crypto::BadKey),
+    #[error("PORT must be a port number, not {0:?}")]
+    Port(String),
+    #[error(transparent)]
+    Zone(#[from] backup_domain::schedule::UnknownZone),
+}
+
+pub const DEFAULT_PORT: u16 = 3001;
+pub const DEFAULT_UPLOAD_LIMIT: u64 = 1 << 30;
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+impl Settings {
+    /// Resolves `flags` over the process environment.
+    pub fn resolve(flags: &Flags) -> Result<Settings, SettingsError> {
+        Self::resolve_with(flags, |name| std::env::var(name).ok())
+    }
+
+    /// Resolves `flags` over `env` (a variable's value by name).
+    pub fn resolve_with(flags: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let path = |name: &str| var(name).map(PathBuf::from);
+        let data = flags.data_dir.clone().or_else(|| path("DATA_DIR")).unwrap_or_else(|| PathBuf::from("data"));
+        let config =
+            flags.config_dir.clone().or_else(|| path("FRAMERR_CONFIG_DIR")).unwrap_or_else(|| PathBuf::from("/config"));
+        // Framerr picks the Docker layout when /config exists.
+        let root = if config.is_dir() { config } else { data.clone() };
+        let db = flags.db.clone().or_else(|| path("FRAMERR_DB_PATH")).unwrap_or_else(|| data.join("framerr.db"));
+        let backups =
+            flags.backups_dir.clone().or_else(|| path("FRAMERR_BACKUPS_DIR")).unwrap_or_else(|| root.join("backups"));
+        let key = match var("SECRET_ENCRYPTION_KEY") {
+            Some(hex) => Some(InstanceKey::from_hex(&hex)?),
+            None => None,
+        };
+        let mut deflate = DeflateOptions::default();
+        if let Some(threads) = flags.threads {
+            deflate.threads = threads.max(1);
+        }
+        let destinations = if flags.destinations.is_empty() {
+            var("FRAMERR_BACKUP_DESTINATIONS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect()
+        } else {
+            flags.destinations.clone()
+        };
+        let listen = match flags.listen {
+            Some(addr) => addr,
+            None => {
+                let port = match var("PORT") {
+                    Some(p) => p.trim().parse().map_err(|_| SettingsError::Port(p))?,
+                    None => DEFAULT_PORT,
+                };
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+        };
+        let zone = match flags.time_zone.clone().or_else(|| var("TZ")) {
+            Some(name) => Zone::named(name.trim_start_matches(':'))?,
+            None => Zone::utc(),
+        };
+        let bearer_token = var("FRAMERR_BACKUP_TOKEN").map(|t| Arc::new(Zeroizing::new(t)));
+        Ok(Settings {
+            assets: AssetPaths::under(&root),
+            caches: vec![data.join("cache/library"), data.join("cache/images")],
+            db,
+            backups,
+            key,
+            deflate,
+            destinations,
+            listen,
+            zone,
+            bearer_token,
+            upload_limit: flags.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(flags: &Flags, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Settings::resolve_with(flags, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn flags_over_environment_over_defaults() {
+        let none = Flags { config_dir: Some("/nonexistent-config".into()), ..Flags::default() };
+        let s = resolve(&none, &[]).unwrap();
+        assert_eq!(
+            (s.db.as_path(), s.backups.as_path()),
+            (std::path::Path::new("data/framerr.db"), std::path::Path::new("data/backups"))
+        );
+        assert_eq!(s.listen.port(), 3001);
+        assert_eq!(s.zone.name(), "UTC");
+        assert!(s.key.is_none() && s.bearer_token.is_none() && s.destinations.is_empty());
+
+        let env = [
+            ("DATA_DIR", "/srv/framerr"),
+            ("PORT", "8080"),
+            ("TZ", ":Europe/Berlin"),
+            ("FRAMERR_BACKUP_TOKEN", "t0ken"),
+            ("FRAMERR_BACKUP_DESTINATIONS", " file:///a , s3://b/c ,"),
+            ("SECRET_ENCRYPTION_KEY", "f00dfacecafebeef0123456789abcdef00112233445566778899aabbccddeeff"),
+        ];
+        let s = resolve(&none, &env).unwrap();
+        assert_eq!(s.db, PathBuf::from("/srv/framerr/framerr.db"));
+        assert_eq!(s.listen.port(), 8080);
+        assert_eq!(s.zone.name(), "Europe/Berlin");
+        assert_eq!(s.destinations, ["file:///a", "s3://b/c"]);
+        assert!(s.key.is_some() && s.bearer_token.is_some());
+        assert!(!format!("{s:?}").contains("t0ken"));
+
+        let flags = Flags {
+            data_dir: Some("/x".into()),
+            destinations: vec!["file:///only".into()],
+            listen: Some("127.0.0.1:9".parse().unwrap()),
+            ..none.clone()
+        };
+        let s = resolve(&flags, &env).unwrap();
+        assert_eq!(
+            (s.db, s.destinations, s.listen.port()),
+            (PathBuf::from("/x/framerr.db"), vec!["file:///only".to_owned()], 9)
+        );
+
+        let err = resolve(&none, &[("PORT", "http")]).unwrap_err().to_string();
+        assert!(err.contains("PORT"), "{err}");
+        let err = resolve(&none, &[("SECRET_ENCRYPTION_KEY", "deadbeef")]).unwrap_err().to_string();
+        assert!(!err.contains("deadbeef"), "{err}");
+    }
+}

@@ -1,0 +1,164 @@
+//! Database files that come from an archive are hostile: post-restore runs
+//! none of their triggers, keeps their definitions, stops at a deadline;
+//! the live database's state tells a damaged file from a missing one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use backup_domain::credentials::{CredentialColumn, Restored};
+use backup_domain::encryption::{KeyStoreDecision, KeyStoreRow};
+use backup_domain::manifest::PURGED_ON_RESTORE;
+use backup_domain::ports::{Database, LiveDatabase, SnapshotKind};
+use backup_domain::restore::{DatabaseFiles, PostRestorePlan};
+use backup_sqlite::{SqliteDatabase, SqliteFiles};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, Row, SqliteConnection};
+
+fn fixture(dir: &Path) -> PathBuf {
+    let db = dir.join("framerr.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/framerr-0.4.1/instance-plain/framerr.db"),
+        &db,
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&db).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&db, perms).unwrap();
+    db
+}
+
+async fn connect(path: &Path) -> SqliteConnection {
+    let options = SqliteConnectOptions::from_str("sqlite:").unwrap().filename(path);
+    SqliteConnection::connect_with(&options).await.unwrap()
+}
+
+async fn exec(path: &Path, sql: &str) {
+    let mut conn = connect(path).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+async fn count(path: &Path, sql: &str) -> i64 {
+    let mut conn = connect(path).await;
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut conn).await.unwrap().get(0);
+    conn.close().await.unwrap();
+    n
+}
+
+fn keep(_: CredentialColumn, _: &str) -> Result<Restored, backup_domain::CryptoError> {
+    Ok(Restored::Keep)
+}
+
+fn remove(_: &KeyStoreRow) -> KeyStoreDecision {
+    KeyStoreDecision::Remove
+}
+
+fn plan(deadline: Duration) -> PostRestorePlan<'static> {
+    PostRestorePlan { purge: &PURGED_ON_RESTORE, credential: &keep, key_store: &remove, deadline }
+}
+
+#[tokio::test]
+async fn post_restore_runs_no_trigger_of_the_archive_and_keeps_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // A trigger that would undo the purge, and one that never ends.
+    exec(
+        &db,
+        "CREATE TRIGGER keep_sessions AFTER DELETE ON sessions BEGIN
+             INSERT INTO sessions (token, user_id, expires_at) VALUES (old.token || 'x', old.user_id, old.expires_at);
+         END;
+         CREATE TRIGGER forever AFTER DELETE ON notifications BEGIN
+             SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c);
+         END;",
+    )
+    .await;
+    let before = count(&db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").await;
+    assert!(count(&db, "SELECT count(*) FROM sessions").await > 0);
+    let started = Instant::now();
+    let report = SqliteFiles.post_restore(&db, &plan(Duration::from_secs(60))).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "a trigger ran: {:?}", started.elapsed());
+    assert!(report.tables_purged.contains(&"sessions".to_owned()));
+    assert_eq!(count(&db, "SELECT count(*) FROM sessions").await, 0, "the purge was undone");
+    assert_eq!(count(&db, "SELECT count(*) FROM notifications").await, 0);
+    // Every trigger is back, unchanged, and works (Framerr's own keep the
+    // search index in step).
+    assert_eq!(count(&db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").await, before);
+    assert_eq!(count(&db, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'").await, 1);
+    exec(&db, "DROP TRIGGER forever; INSERT INTO sessions (token, user_id, expires_at) VALUES ('t', 'u-admin', 1); DELETE FROM sessions WHERE token = 't'").await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM sessions WHERE token = 'tx'").await,
+        1,
+        "keep_sessions no longer fires"
+    );
+    // Post-restore leaves no side files.
+    assert!(!dir.path().join("framerr.db-wal").exists() && !dir.path().join("framerr.db-shm").exists());
+}
+
+#[tokio::test]
+async fn post_restore_stops_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // Slow work that is not a trigger: rows deleted one by one (a foreign
+    // key forbids SQLite's truncation shortcut); a zero deadline stands in
+    // for a slow one.
+    exec(
+        &db,
+        "CREATE TABLE media_cache_big (x INTEGER PRIMARY KEY, b BLOB);
+         CREATE TABLE media_cache_child (x REFERENCES media_cache_big (x) ON DELETE CASCADE);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)
+             INSERT INTO media_cache_big SELECT x, randomblob(100) FROM c;",
+    )
+    .await;
+    let purge: &'static [&'static str] = &["media_cache_big"];
+    let slow = PostRestorePlan { purge, credential: &keep, key_store: &remove, deadline: Duration::ZERO };
+    let err = SqliteFiles.post_restore(&db, &slow).await.unwrap_err().to_string();
+    assert!(err.contains("stopped after"), "{err}");
+    // Nothing half done: the transaction rolled back.
+    assert_eq!(count(&db, "SELECT count(*) FROM media_cache_big").await, 300_000);
+}
+
+#[tokio::test]
+async fn check_reports_version_and_tables_and_refuses_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    let facts = SqliteFiles.check(&db).await.unwrap();
+    assert_eq!(facts.user_version, 48);
+    assert!(facts.tables.contains(&"users".to_owned()) && facts.tables.contains(&"system_config".to_owned()));
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
+    assert!(SqliteFiles.check(&garbage).await.is_err());
+    // A checked file leaves no -wal or -shm behind.
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.ends_with("-wal") || n.ends_with("-shm")), "{names:?}");
+}
+
+#[tokio::test]
+async fn the_live_database_is_absent_readable_or_damaged_and_a_damaged_one_is_copied_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let missing = SqliteDatabase::new(dir.path().join("none.db"), &work, None);
+    assert_eq!(missing.state().await, LiveDatabase::Absent);
+    let db = fixture(dir.path());
+    let live = SqliteDatabase::new(&db, &work, None);
+    assert_eq!(live.state().await, LiveDatabase::Readable { user_version: 48 });
+    for damage in [Vec::new(), b"not a database at all".to_vec(), std::fs::read(&db).unwrap()[..1000].to_vec()] {
+        let broken = dir.path().join("broken.db");
+        std::fs::write(&broken, &damage).unwrap();
+        std::fs::write(dir.path().join("broken.db-wal"), b"wal bytes").unwrap();
+        let broken_db = SqliteDatabase::new(&broken, &work, None);
+        assert!(matches!(broken_db.state().await, LiveDatabase::Damaged(_)), "{} bytes", damage.len());
+        let raw = broken_db.raw_copy("unreadable").await.unwrap();
+        assert_eq!((raw.size(), raw.user_version(), raw.damaged()), (damage.len() as u64, None, Some("unreadable")));
+        let extras = raw.extras().await.unwrap();
+        assert_eq!(extras.iter().map(|(n, s, _)| (n.as_str(), *s)).collect::<Vec<_>>(), [("framerr.db-wal", 9)]);
+        drop((raw, extras));
+        assert!(broken_db.snapshot(SnapshotKind::SameInstance).await.is_err());
+        let left: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.iter().all(|n| n.to_string_lossy().starts_with(".framerr-owner-")), "{left:?}");
+    }
+}
