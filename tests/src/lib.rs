@@ -264,3 +264,69 @@ fn venv_bin(tool: &str) -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target/tools/venv/bin/python"));
     python.parent().unwrap().join(tool)
 }
+
+/// Every file under `dir` with the SHA-256 of its content. SQLite's
+/// shared-memory index (`-shm`), an empty `-wal` (any reader of a WAL
+/// database may create them) and the instance lock's permanent, empty file
+/// are left out.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.strip_prefix(dir).unwrap().display().to_string();
+            let empty = std::fs::metadata(&p).unwrap().len() == 0;
+            if name.ends_with("-shm") || (name.ends_with("-wal") && empty) || name.ends_with(LOCK_FILE) {
+                continue;
+            }
+            out.insert(name, hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())));
+        }
+    }
+    out
+}
+
+/// Hidden files of ours under `dir` (staging, old copies, temporaries,
+/// journals, owner files): none may outlive the command that made them.
+pub fn hidden_leftovers(dir: &Path) -> Vec<String> {
+    tree(dir).into_keys().filter(|k| k.split('/').any(|part| part.starts_with(".framerr"))).collect()
+}
+
+/// `SELECT count(*) FROM table`.
+pub fn count(db: &Path, table: &str) -> i64 {
+    query(db, &format!("SELECT count(*) FROM {table}"))[0][0].as_i64().unwrap()
+}
+
+/// The marker row `system_config.marker`, or `None`.
+pub fn marker(db: &Path) -> Option<String> {
+    query(db, "SELECT value FROM system_config WHERE key = 'marker'").as_array()?.first()?[0]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A tmpfs of `size` (e.g. "3m") mounted on `dir`, unmounted when dropped.
+/// Needs root: the tests that use it are ignored elsewhere.
+#[derive(Debug)]
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).status();
+        assert!(status.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {} (run as root)", dir.display());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

@@ -29,15 +29,16 @@ impl Drop for Server {
 }
 
 fn serve(inst: &Instance, extra: &[&str]) -> Server {
+    serve_with(inst, extra, &[])
+}
+
+fn serve_with(inst: &Instance, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut child = inst
-        .command(&args)
-        .env("FRAMERR_BACKUP_TOKEN", TOKEN)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut command = inst.command(&args);
+    command.envs(env.iter().copied());
+    let mut child =
+        command.env("FRAMERR_BACKUP_TOKEN", TOKEN).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
@@ -468,4 +469,95 @@ async fn a_missed_schedule_catches_up_at_start_and_records_last_backup() {
     let (_, health) = json_of(admin(c.get(format!("{}/api/backup/health", server.base))).send().await.unwrap()).await;
     assert_eq!(health["overdue"], false, "{health}");
     assert!(health["lastSuccess"].is_string() && health["lastError"].is_null(), "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_links_are_not_served_and_safety_backups_go_only_when_forced() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    std::fs::create_dir_all(inst.backups()).unwrap();
+    let link = "framerr-manual-2026-01-01T00-00-00.zip";
+    std::os::unix::fs::symlink("/etc/passwd", inst.backups().join(link)).unwrap();
+    let safety = "framerr-safety-2026-01-01T00-00-00.zip";
+    std::fs::copy(fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip"), inst.backups().join(safety))
+        .unwrap();
+    let server = serve(&inst, &[]);
+    let c = client();
+    let resp = admin(c.get(format!("{}/api/backup/download/{link}", server.base))).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "a planted link was served");
+    let (s, body) = json_of(
+        admin(c.post(format!("{}/api/backup/restore", server.base)))
+            .json(&json!({"filename": link}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, body), (StatusCode::NOT_FOUND, json!({"error": "Backup not found"})));
+    let (s, _) = json_of(admin(c.delete(format!("{}/api/backup/{safety}", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, body) =
+        json_of(admin(c.delete(format!("{}/api/backup/{safety}?force=true", server.base))).send().await.unwrap()).await;
+    assert_eq!((s, body), (StatusCode::OK, json!({"success": true})));
+    assert!(!inst.backups().join(safety).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_restore_closes_when_an_admin_appears_before_the_swap() {
+    let mut inst = Instance::from_fixture();
+    inst.key = Some(backup_e2e::FIXTURE_KEY.into());
+    // A fresh Framerr: its database exists, no user yet.
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute('DELETE FROM users')\nc.commit()",
+        &[&inst.db()],
+    );
+    schedule_off(&inst);
+    let server = serve_with(&inst, &[], &[("FRAMERR_FAILPOINT", "restore:staged=sleep:2500")]);
+    let c = client();
+    let bytes = std::fs::read(fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip")).unwrap();
+    let form =
+        reqwest::multipart::Form::new().part("backup", reqwest::multipart::Part::bytes(bytes).file_name("b.zip"));
+    let request = c.post(format!("{}/api/auth/setup/restore", server.base)).multipart(form).send();
+    let respond = tokio::spawn(request);
+    // While the upload is being staged, the first admin signs up in Framerr.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"INSERT INTO users (id, username, password, group_id) VALUES ('u-new', 'newadmin', 'x', 'admin')\")\nc.commit()",
+        &[&inst.db()],
+    );
+    let (s, body) = json_of(respond.await.unwrap().unwrap()).await;
+    assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Restore is only available during initial setup"})));
+    let users = backup_e2e::query(&inst.db(), "SELECT id FROM users");
+    assert_eq!(users, json!([["u-new"]]), "the new admin vanished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root to mount a tmpfs (CI runs as root and runs it)"]
+async fn a_full_disk_during_restore_is_507_not_a_damaged_backup() {
+    let source = Instance::from_fixture();
+    add_ballast(&source, 6);
+    let created: Value = serde_json::from_str(&source.ok(&["create", "--json"])).unwrap();
+    let name = created["filename"].as_str().unwrap().to_owned();
+    // The live instance on a disk with room for itself, not for the restore.
+    let inst = Instance::empty();
+    let _full = backup_e2e::Tmpfs::mount(&inst.data(), "3m");
+    backup_e2e::copy_tree(&fixtures().join("instance-plain"), &inst.data());
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let backups = source.backups();
+    let server = serve(&inst, &["--backups-dir", backups.to_str().unwrap()]);
+    let c = client();
+    let (s, body) = json_of(
+        admin(c.post(format!("{}/api/backup/restore", server.base)))
+            .json(&json!({"filename": name}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert!(!body["error"].as_str().unwrap().contains("damaged"), "{body}");
+    assert_eq!(backup_e2e::query(&inst.db(), "PRAGMA integrity_check"), json!([["ok"]]));
+    assert!(backup_e2e::count(&inst.db(), "sessions") > 0, "the live instance changed");
 }

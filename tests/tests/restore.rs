@@ -9,42 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use backup_domain::ports::FieldCipher;
-use backup_e2e::{Instance, copy_tree, fixtures, golden, python_ok, query};
+use backup_e2e::{Instance, copy_tree, count, fixtures, golden, python_ok, query, tree};
 use serde_json::Value;
 
 const NEW_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-fn count(db: &Path, table: &str) -> i64 {
-    query(db, &format!("SELECT count(*) FROM {table}"))[0][0].as_i64().unwrap()
-}
-
-/// Every file under `dir` with the SHA-256 of its content. SQLite's
-/// shared-memory index (`-shm`) and an empty `-wal`, which any reader of a
-/// WAL database may create, are left out.
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let name = p.strip_prefix(dir).unwrap().display().to_string();
-                let empty = std::fs::metadata(&p).unwrap().len() == 0;
-                // The instance lock's file is permanent (removing a lock
-                // file races with its next user); it holds nothing.
-                if name.ends_with("-shm") || (name.ends_with("-wal") && empty) || name == backup_e2e::LOCK_FILE {
-                    continue;
-                }
-                use sha2::Digest;
-                out.insert(name, hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())));
-            }
-        }
-    }
-    out
-}
 
 fn fresh_with_key(key: &str) -> Instance {
     let mut inst = Instance::empty();

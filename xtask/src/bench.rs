@@ -99,7 +99,14 @@ fn build_instance(dir: &Path, size: u64) -> Result {
         std::fs::create_dir_all(data.join(sub)).map_err(|e| e.to_string())?;
     }
     let db = data.join("framerr.db");
-    if db.exists() && std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) >= size * 9 / 10 {
+    let has_users = || {
+        Command::new("python3")
+            .args(["-c", "import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('select 1 from users')"])
+            .arg(&db)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if db.exists() && std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) >= size * 9 / 10 && has_users() {
         eprintln!("reusing {}", db.display());
         return Ok(());
     }
@@ -119,6 +126,8 @@ CREATE INDEX media_added ON media_library(added);
 CREATE TABLE sessions (token TEXT PRIMARY KEY, user_id TEXT, expires_at INTEGER);
 CREATE TABLE notifications (id INTEGER PRIMARY KEY, user_id TEXT, body TEXT);
 CREATE TABLE system_config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT UNIQUE NOT NULL, password TEXT NOT NULL, group_id TEXT NOT NULL DEFAULT 'user');
+INSERT INTO users VALUES ('u1', 'admin', '$2b$10$abcdefghijklmnopqrstuu', 'admin');
 ''')
 c.execute("""
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
@@ -250,6 +259,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         println!("\ncreate / shell alternative: {:.2}x wall time", a.1 / b.1);
     }
     let time_of = |label: &str| rows.iter().find(|r| r.0 == label).map(|r| r.1);
+    if let (Some(r), Some(c)) = (time_of("framerr-backup restore"), time_of("framerr-backup create")) {
+        println!("restore / create: {:.2}x wall time", r / c);
+    }
     for (enc, plain) in [
         ("framerr-backup create (encrypted)", "framerr-backup create"),
         ("framerr-backup restore (encrypted)", "framerr-backup restore"),

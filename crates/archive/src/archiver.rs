@@ -162,6 +162,7 @@ impl Job {
             .map_err(|e| self.error(e, "the database snapshot"))?;
         done += digest.size;
         digests.push(digest);
+        backup_fsutil::failpoint("create:database-archived");
         for extra in extras {
             let digest = zip
                 .add(&extra.name, created, extra.size, BufReader::with_capacity(CHUNK, extra.reader), |n| {

@@ -28,8 +28,8 @@ pub mod retention;
 pub mod schedule;
 pub mod scheduler;
 pub mod secret;
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod timefmt;
 
 pub use assets::{AssetFolder, AssetPaths};

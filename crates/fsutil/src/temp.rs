@@ -33,7 +33,8 @@ pub const JOURNAL_PREFIX: &str = ".framerr-journal-";
 /// Every prefix above: what [`remove_stale_temporaries`] looks for by default.
 pub const ALL_PREFIXES: [&str; 5] = [UPLOAD_PREFIX, SNAPSHOT_PREFIX, STAGING_PREFIX, SCRATCH_PREFIX, JOURNAL_PREFIX];
 
-const OWNER_PREFIX: &str = ".framerr-owner-";
+/// A live process's owner file (see the module documentation).
+pub const OWNER_PREFIX: &str = ".framerr-owner-";
 /// An owner file before it is locked and renamed into place.
 const OWNER_TEMP_PREFIX: &str = ".framerr-ownertmp-";
 

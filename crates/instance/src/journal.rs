@@ -179,19 +179,38 @@ fn rename(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// How the renames stopped early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    Io(io::Error),
+    /// The process died here (in tests: a simulated crash).
+    Crashed,
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
 /// Performs the renames. Each step is idempotent, so recovery can roll
-/// back from any point.
-pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], failpoint: impl Fn(&str)) -> io::Result<()> {
+/// back from any point. `crash_at` says whether the process dies at a
+/// named point (always no, outside tests and failpoints).
+pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], crash_at: &dyn Fn(&str) -> bool) -> Result<(), Stop> {
     for (i, item) in items.iter().enumerate() {
         let target = paths.target(item.role);
         if item.existed && exists(&target) {
             rename(&target, &paths.old(item.role))?;
         }
-        failpoint(&format!("restore:moved-old-{i}"));
+        if crash_at(&format!("restore:moved-old-{i}")) {
+            return Err(Stop::Crashed);
+        }
         if let Some(staged) = paths.staged(item.role) {
             rename(&staged, &target)?;
         }
-        failpoint(&format!("restore:moved-new-{i}"));
+        if crash_at(&format!("restore:moved-new-{i}")) {
+            return Err(Stop::Crashed);
+        }
     }
     Ok(())
 }

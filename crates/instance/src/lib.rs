@@ -34,7 +34,7 @@ use backup_domain::restore::{
     ArchiveEntries, EntryError, EntryTarget, InstanceFiles, RestoreLimits, StageError, Staged, check_entries,
 };
 use backup_domain::{AssetFolder, AssetPaths, Manifest, ManifestError};
-use backup_fsutil::temp::{JOURNAL_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
+use backup_fsutil::temp::{JOURNAL_PREFIX, OWNER_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
 use backup_fsutil::{FileLock, failpoint, is_full, parent, remove_any, remove_stale_temporaries, sync_dir};
 
 use journal::{Item, Journal, JournalError, Paths, Role, State};
@@ -321,6 +321,7 @@ impl FsInstance {
             };
             std::fs::create_dir(&folder).map_err(|e| io_error(&folder, e))?;
             extract(archive.as_mut(), limits, &destination, &mut staged)?;
+            failpoint("restore:staged");
             Ok(Box::new(staged) as Box<dyn Staged>)
         })
         .await
@@ -356,14 +357,21 @@ impl InstanceFiles for FsInstance {
         // even if the caller stops waiting (Ctrl-C, a client leaving).
         tokio::task::spawn_blocking(move || {
             let _held = held;
-            commit(&staged)
+            commit(&staged, &|point| {
+                failpoint(point);
+                false
+            })
         })
         .await
         .map_err(|e| StageError::Io { path: "commit".into(), detail: e.to_string(), full: false })?
     }
 }
 
-fn commit(staged: &StagedFiles) -> Result<(), StageError> {
+/// The swap. `crash_at` says whether the process dies at a named point: a
+/// failpoint aborts there for real; unit tests stop there instead, leaving
+/// everything as a crash would, and recover.
+fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), StageError> {
+    let crashed = || StageError::Io { path: "commit".into(), detail: "crashed".into(), full: false };
     let layout = &staged.layout;
     let paths = Paths { layout, id: &staged.id };
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
@@ -382,15 +390,23 @@ fn commit(staged: &StagedFiles) -> Result<(), StageError> {
     let path = layout.journal();
     let mut journal = Journal { version: 2, id: staged.id.clone(), state: State::Committing, items };
     journal.write(&path).map_err(|e| io_error(&path, e))?;
-    failpoint("restore:journal-written");
-    if let Err(e) = journal::apply(&paths, &journal.items, failpoint) {
-        let _ = journal::roll_back(&paths, &journal.items);
-        let _ = std::fs::remove_file(&path);
-        return Err(io_error(&layout.db, e));
+    if crash_at("restore:journal-written") {
+        return Err(crashed());
+    }
+    match journal::apply(&paths, &journal.items, crash_at) {
+        Ok(()) => {}
+        Err(journal::Stop::Crashed) => return Err(crashed()),
+        Err(journal::Stop::Io(e)) => {
+            let _ = journal::roll_back(&paths, &journal.items);
+            let _ = std::fs::remove_file(&path);
+            return Err(io_error(&layout.db, e));
+        }
     }
     journal.state = State::Committed;
     journal.write(&path).map_err(|e| io_error(&path, e))?;
-    failpoint("restore:committed");
+    if crash_at("restore:committed") {
+        return Err(crashed());
+    }
     journal::finish(&paths, &journal.items).map_err(|e| io_error(&path, e))?;
     std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
     backup_fsutil::sync_parent(&path);
@@ -423,7 +439,7 @@ impl FsInstanceLock {
         if std::fs::symlink_metadata(self.layout.journal()).is_ok() {
             return true;
         }
-        let ours = [STAGING_PREFIX, JOURNAL_PREFIX, OLD_PREFIX];
+        let ours = [STAGING_PREFIX, JOURNAL_PREFIX, OLD_PREFIX, OWNER_PREFIX];
         self.layout.working_dirs().iter().any(|dir| {
             std::fs::read_dir(dir).is_ok_and(|entries| {
                 entries.flatten().any(|e| e.file_name().to_str().is_some_and(|n| ours.iter().any(|p| n.starts_with(p))))
@@ -487,3 +503,6 @@ fn recover(layout: &Layout) -> Result<Option<Recovered>, JournalError> {
     remove_stale_temporaries(&layout.scratch, &[SCRATCH_PREFIX]);
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,7 +110,10 @@ pub(crate) async fn raw(db: &SqliteDatabase, why: &str) -> Result<SqliteSnapshot
 }
 
 pub(crate) async fn take(db: &SqliteDatabase, kind: SnapshotKind) -> Result<SqliteSnapshot, DbError> {
-    let mut live = db.connect().await?;
+    // Read-only: a backup never writes to the live database, not even a
+    // checkpoint when its connection closes.
+    crate::check_is_sqlite(&db.path).await?;
+    let mut live = crate::connect(&db.path, true).await?;
     // From here on the guard deletes the file whatever happens.
     let mut snapshot = new_snapshot(db).await?;
     let target = snapshot.path.to_str().ok_or_else(|| DbError::Other("work folder path is not UTF-8".into()))?;

@@ -1,6 +1,12 @@
-//! Test doubles shared by the use-case tests: a snapshot, an archiver that
-//! can fail half way, a settable clock, a progress recorder, and a database
-//! that keeps its schedule in memory.
+//! Test doubles shared by the use-case tests (and, with the `testkit`
+//! feature, by the fronts' in-process tests): a snapshot, an archiver that
+//! can fail half way, a settable clock, a progress recorder, a database
+//! that keeps its schedule in memory, an in-process lock, and in
+//! [`restore`] a double of every port restore runs on.
+
+#![allow(clippy::unwrap_used, missing_debug_implementations, unreachable_pub)]
+
+pub mod restore;
 
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +24,7 @@ use crate::ports::{
 };
 use crate::schedule::Schedule;
 
-pub(crate) struct FakeSnapshot;
+pub struct FakeSnapshot;
 
 #[async_trait]
 impl Snapshot for FakeSnapshot {
@@ -34,8 +40,8 @@ impl Snapshot for FakeSnapshot {
 }
 
 /// Writes a fixed body, or fails half way through.
-pub(crate) struct FakeArchiver {
-    pub(crate) fail: bool,
+pub struct FakeArchiver {
+    pub fail: bool,
 }
 
 #[async_trait]
@@ -62,13 +68,13 @@ impl Archiver for FakeArchiver {
 }
 
 /// A clock tests move by hand.
-pub(crate) struct FixedClock(Mutex<OffsetDateTime>);
+pub struct FixedClock(Mutex<OffsetDateTime>);
 
 impl FixedClock {
-    pub(crate) fn at(now: OffsetDateTime) -> Self {
+    pub fn at(now: OffsetDateTime) -> Self {
         FixedClock(Mutex::new(now))
     }
-    pub(crate) fn set(&self, now: OffsetDateTime) {
+    pub fn set(&self, now: OffsetDateTime) {
         *self.0.lock().unwrap() = now;
     }
 }
@@ -80,10 +86,10 @@ impl Clock for FixedClock {
 }
 
 #[derive(Default)]
-pub(crate) struct Recorder(Mutex<Vec<ProgressEvent>>);
+pub struct Recorder(Mutex<Vec<ProgressEvent>>);
 
 impl Recorder {
-    pub(crate) fn events(&self) -> Vec<ProgressEvent> {
+    pub fn events(&self) -> Vec<ProgressEvent> {
         self.0.lock().unwrap().clone()
     }
 }
@@ -96,8 +102,8 @@ impl Progress for Recorder {
 
 /// A database whose schedule lives in memory.
 #[derive(Default)]
-pub(crate) struct MemoryDb {
-    pub(crate) schedule: Mutex<Option<Schedule>>,
+pub struct MemoryDb {
+    pub schedule: Mutex<Option<Schedule>>,
 }
 
 #[async_trait]
@@ -120,12 +126,12 @@ impl Database for MemoryDb {
     }
 }
 
-pub(crate) fn shared<T>(t: T) -> Arc<T> {
+pub fn shared<T>(t: T) -> Arc<T> {
     Arc::new(t)
 }
 
 /// A destination that is down.
-pub(crate) struct DownStore;
+pub struct DownStore;
 
 #[async_trait]
 impl BackupStore for DownStore {
@@ -148,7 +154,7 @@ impl BackupStore for DownStore {
 
 /// The instance lock within one process: a flag, never waited for.
 #[derive(Debug, Default)]
-pub(crate) struct ProcessLock(Arc<Mutex<bool>>);
+pub struct ProcessLock(Arc<Mutex<bool>>);
 
 #[derive(Debug)]
 struct HeldFlag(Arc<Mutex<bool>>);
@@ -162,7 +168,7 @@ impl Drop for HeldFlag {
 }
 
 impl ProcessLock {
-    pub(crate) fn is_held(&self) -> bool {
+    pub fn is_held(&self) -> bool {
         *self.0.lock().unwrap()
     }
 }
