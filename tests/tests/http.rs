@@ -68,8 +68,11 @@ fn schedule_off(inst: &Instance) {
     );
 }
 
+/// A client that sends what Framerr's web UI sends with every request.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("X-Framerr-Client", reqwest::header::HeaderValue::from_static("1"));
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers).build().unwrap()
 }
 
 fn admin(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -560,4 +563,87 @@ async fn a_full_disk_during_restore_is_507_not_a_damaged_backup() {
     assert!(!body["error"].as_str().unwrap().contains("damaged"), "{body}");
     assert_eq!(backup_e2e::query(&inst.db(), "PRAGMA integrity_check"), json!([["ok"]]));
     assert!(backup_e2e::count(&inst.db(), "sessions") > 0, "the live instance changed");
+}
+
+/// Opens `n` connections to `port` that send one header line every 2 s,
+/// never finishing; prints how many the server closed within `secs`.
+const PY_SLOW_CLIENTS: &str = r#"
+import socket, sys, time
+port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+socks = []
+for i in range(n):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /api/backup/status HTTP/1.1\r\nHost: x\r\n")
+        s.setblocking(False)
+        socks.append(s)
+    except OSError:
+        pass
+opened, closed, start = len(socks), set(), time.time()
+while time.time() - start < secs:
+    for i, s in enumerate(socks):
+        if i in closed:
+            continue
+        try:
+            if s.recv(1) == b"":
+                closed.add(i)
+                continue
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed.add(i)
+            continue
+        try:
+            s.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            closed.add(i)
+    time.sleep(2)
+print(opened, len(closed))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    // A small container's file limit.
+    let probe = inst.command(&["serve", "--listen", "127.0.0.1:0"]);
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c").arg("ulimit -n 128 && exec \"$0\" \"$@\"").arg(probe.get_program()).args(probe.get_args());
+    for (k, v) in probe.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(inst.dir.path()).env("FRAMERR_BACKUP_TOKEN", TOKEN).stderr(Stdio::piped()).stdout(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let server = Server { child, base };
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let slow = std::process::Command::new("python3")
+        .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past the 10 s header deadline, a real client is answered at once.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let started = std::time::Instant::now();
+    let c = client();
+    let resp = c.get(format!("{}/api/backup/status", server.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let out = slow.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (opened, closed) = text.trim().split_once(' ').unwrap();
+    let (opened, closed): (u32, u32) = (opened.parse().unwrap(), closed.parse().unwrap());
+    assert!(opened > 0, "no slow connection could be opened");
+    assert_eq!(closed, opened, "slow clients kept their connections: {closed} of {opened} closed");
 }

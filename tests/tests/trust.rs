@@ -419,3 +419,76 @@ fn a_full_data_folder_is_an_io_error_never_a_damaged_backup() {
     // may be).
     assert!(tree(&inst.data()).is_empty(), "{:?}", tree(&inst.data()));
 }
+
+#[test]
+fn processes_creating_backups_at_once_get_distinct_names() {
+    let inst = Instance::from_fixture();
+    let children: Vec<Child> = (0..3).map(|_| spawn(&mut inst.command(&["create", "--json"]))).collect();
+    let mut names = std::collections::BTreeSet::new();
+    for child in children {
+        let (ok, stdout, stderr) = finish(child);
+        assert!(ok, "{stderr}");
+        let created: Value = serde_json::from_str(&stdout).unwrap();
+        names.insert(created["filename"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in &names {
+        inst.ok(&["verify", name]);
+    }
+}
+
+#[test]
+fn backups_stamped_in_the_future_never_push_a_new_one_out() {
+    let inst = Instance::from_fixture();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE system_config SET value='{\\\"enabled\\\":false,\\\"frequency\\\":\\\"daily\\\",\\\"hour\\\":3,\\\"maxBackups\\\":2}' WHERE key='backupSchedule'\")\nc.commit()",
+        &[&inst.db()],
+    );
+    std::fs::create_dir_all(inst.backups()).unwrap();
+    let ahead = ["framerr-scheduled-2099-01-01T03-00-00.zip", "framerr-scheduled-2099-01-02T03-00-00.zip"];
+    for name in ahead {
+        std::fs::copy(fixture_zip(), inst.backups().join(name)).unwrap();
+    }
+    for _ in 0..2 {
+        let out = inst.run(&["create", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let name = created["filename"].as_str().unwrap();
+        assert!(inst.backups().join(name).exists(), "the new backup was deleted right after it was made");
+        assert!(!created["deleted"].as_array().unwrap().iter().any(|d| d == name));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("stamped in the future"), "{err}");
+    }
+    let files = inst.backup_files();
+    for name in ahead {
+        assert!(files.contains(&name.to_owned()), "{files:?}");
+    }
+    // Two counted (the newest two made now), the future ones kept apart.
+    assert_eq!(files.iter().filter(|f| f.starts_with("framerr-manual-")).count(), 2, "{files:?}");
+}
+
+#[test]
+fn one_scheduler_per_instance_framerrs_own_is_reported_and_turned_off() {
+    let inst = Instance::from_fixture();
+    // Framerr's own schedule is on: reported, exit code 3.
+    let out = inst.run(&["schedule", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("Schedule: on (daily at 03:00") && text.contains("Framerr's own backup schedule is on too"),
+        "{text}"
+    );
+    let out = inst.ok(&["schedule", "disable-framerr"]);
+    assert!(out.contains("next start"), "{out}");
+    let stored = query(
+        &inst.db(),
+        "SELECT key, value FROM system_config WHERE key IN ('backupSchedule', 'framerrBackupSchedule') ORDER BY key",
+    );
+    let value = |i: usize| serde_json::from_str::<Value>(stored[i][1].as_str().unwrap()).unwrap();
+    assert_eq!(stored[0][0], "backupSchedule");
+    assert_eq!(value(0)["enabled"], false, "Framerr's scheduler would still run");
+    assert_eq!((value(1)["enabled"].clone(), value(1)["maxBackups"].clone()), (Value::Bool(true), Value::from(5)));
+    let out = inst.ok(&["schedule", "status"]);
+    assert!(out.contains("Schedule: on") && !out.contains("warning"), "{out}");
+    assert!(inst.ok(&["schedule", "disable-framerr"]).contains("was not on"));
+}

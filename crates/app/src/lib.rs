@@ -27,6 +27,7 @@
 mod clock;
 mod engine;
 mod files;
+pub mod listen;
 pub mod registry;
 pub mod scheduler;
 mod serve;

@@ -49,6 +49,11 @@ pub async fn serve(
             tracing::warn!(destination = %store.describe(), error = %e, "cannot prepare a destination");
         }
     }
+    if engine.scheduled.framerr_scheduler_enabled().await {
+        tracing::warn!(
+            "Framerr's own backup schedule is enabled too: two schedulers would both back up and prune; run `framerr-backup schedule disable-framerr` (effective at Framerr's next start)"
+        );
+    }
     let listen = engine.settings.listen;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| ServeError::Listen { addr: listen, source })?;
@@ -67,23 +72,10 @@ pub async fn serve(
         }
     });
     let busy = engine.creator.busy.clone();
-    let stopping = Arc::new(Notify::new());
-    let signalled = stopping.clone();
-    let server = axum::serve(listener, backup_http::router(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        signalled.notify_one();
-    });
     // Requests get a moment to finish; a backup still running after it is
-    // cancelled: dropping it removes its temporary upload and snapshot, so
-    // no partial file is left, under any name.
-    let grace = async {
-        stopping.notified().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = server => served.map_err(ServeError::Server)?,
-        () = grace => {}
-    }
+    // cancelled when the runtime stops: dropping it removes its temporary
+    // upload and snapshot, so no partial file is left, under any name.
+    crate::listen::serve_connections(listener, backup_http::router(state), shutdown, SHUTDOWN_GRACE).await;
     let cancelled_backup = busy.is_busy();
     scheduler.abort();
     janitor.abort();

@@ -63,6 +63,23 @@ pub(crate) enum Command {
     Encryption(EncryptionCommand),
     /// Serve Framerr's backup API and run the backup schedule
     Serve(ServeArgs),
+    /// The backup schedule this server runs, and Framerr's own
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// This server's schedule, its next run, and whether Framerr's own
+    /// scheduler is on too
+    Status {
+        /// Time zone of the schedule's hour, an IANA name [env: TZ; default: UTC]
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
+    },
+    /// Turn Framerr's own backup schedule off (from Framerr's next start),
+    /// so that only this server's scheduler runs
+    DisableFramerr,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -148,7 +165,10 @@ impl Args {
             destinations: g.destinations.clone(),
             threads: g.threads,
             listen: serve.and_then(|s| s.listen),
-            time_zone: serve.and_then(|s| s.time_zone.clone()),
+            time_zone: match &self.command {
+                Command::Schedule(ScheduleCommand::Status { time_zone }) => time_zone.clone(),
+                _ => serve.and_then(|s| s.time_zone.clone()),
+            },
             upload_limit: serve.and_then(|s| s.upload_limit),
         }
     }

@@ -50,6 +50,8 @@ pub enum CreateError {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RetentionOutcome {
     pub deleted: Vec<BackupName>,
+    /// Kept and not counted: stamped in the future (a clock was wrong).
+    pub future: Vec<BackupName>,
     pub failed: Vec<(BackupName, String)>,
     /// Retention could not run at all (the schedule or the list failed).
     pub error: Option<String>,
@@ -189,13 +191,13 @@ impl Creator {
             replicas.push(Replica { destination, error, retention: RetentionOutcome::default() });
         }
         let retention = if kind.is_rotated() {
-            self.apply_retention_to(self.store.as_ref()).await
+            self.apply_retention_to(self.store.as_ref(), Some(&stored.name)).await
         } else {
             RetentionOutcome::default()
         };
         if kind.is_rotated() {
             for (replica, outcome) in self.replicas.iter().zip(replicas.iter_mut()) {
-                outcome.retention = self.apply_retention_to(replica.as_ref()).await;
+                outcome.retention = self.apply_retention_to(replica.as_ref(), Some(&stored.name)).await;
             }
         }
         self.progress.report(ProgressEvent::Complete { id, filename: stored.name.to_string(), size: stored.size });
@@ -312,14 +314,11 @@ impl Creator {
     }
 
     /// Deletes the oldest manual and scheduled backups beyond the saved
-    /// schedule's `maxBackups`, in the primary store.
-    pub async fn apply_retention(&self) -> RetentionOutcome {
-        self.apply_retention_to(self.store.as_ref()).await
-    }
-
-    /// The same, in `store`: each destination keeps its own newest backups.
-    /// Without a saved schedule, keeps everything.
-    pub async fn apply_retention_to(&self, store: &dyn BackupStore) -> RetentionOutcome {
+    /// schedule's `maxBackups` in `store` (each destination keeps its own
+    /// newest), never `keep` (the backup just made) nor one stamped in the
+    /// future (reported instead). Without a saved schedule, keeps
+    /// everything.
+    pub async fn apply_retention_to(&self, store: &dyn BackupStore, keep: Option<&BackupName>) -> RetentionOutcome {
         let mut outcome = RetentionOutcome::default();
         let max = match self.db.schedule().await {
             Ok(Some(schedule)) => schedule.max_backups,
@@ -337,7 +336,9 @@ impl Creator {
             }
         };
         let names: Vec<BackupName> = stored.into_iter().map(|b| b.name).collect();
-        for name in retention::to_delete(&names, max) {
+        let plan = retention::plan(&names, max, self.clock.now(), keep);
+        outcome.future = plan.future;
+        for name in plan.delete {
             match store.delete(&name).await {
                 Ok(()) | Err(StoreError::NotFound(_)) => outcome.deleted.push(name),
                 Err(e) => outcome.failed.push((name, e.to_string())),

@@ -188,9 +188,23 @@ pub trait Database: Send + Sync {
     async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;
     /// Whether the live database exists and can be read.
     async fn state(&self) -> LiveDatabase;
-    /// The stored `backupSchedule`, or `None` when no schedule was ever saved.
+    /// This server's schedule; until one was saved here, Framerr's own
+    /// (the initial value); `None` when neither was ever saved.
     async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
+    /// Saves this server's schedule (never Framerr's: Framerr's scheduler
+    /// would run it too).
     async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError>;
+    /// Framerr's own schedule (`backupSchedule`), which Framerr's scheduler
+    /// runs from its start.
+    async fn framerr_schedule(&self) -> Result<Option<Schedule>, DbError> {
+        Ok(None)
+    }
+    /// Turns Framerr's own schedule off (effective at Framerr's next
+    /// start), keeping its settings as this server's if none were saved
+    /// here. `false` when it was not on.
+    async fn disable_framerr_schedule(&self) -> Result<bool, DbError> {
+        Ok(false)
+    }
 }
 
 /// Something that holds the instance lock until it is dropped.

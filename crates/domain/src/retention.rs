@@ -6,10 +6,16 @@
 //! of the same second are ordered by their sequence number, then by name, so
 //! the result does not depend on the order the store listed them in.
 //! A backup whose stamp is not a date (Framerr accepts any stamp) cannot be
-//! aged, so retention leaves it alone.
+//! aged, so retention leaves it alone. Nor can one stamped in the future (a
+//! clock that was ahead, a Raspberry Pi without a real-time clock, a copy
+//! from another machine): it would count as the newest forever and push
+//! every new backup out. It is left alone, not counted, and reported. The
+//! backup just made is never deleted, whatever its stamp says.
 
 use std::collections::BTreeSet;
 use std::fmt;
+
+use time::OffsetDateTime;
 
 use crate::name::BackupName;
 
@@ -38,12 +44,50 @@ impl fmt::Display for MaxBackups {
     }
 }
 
-/// The backups to delete, oldest first.
+/// Stamps up to this far ahead of now are a small clock difference between
+/// machines, not the future.
+pub const FUTURE_TOLERANCE: time::Duration = time::Duration::minutes(5);
+
+/// What retention decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Oldest first.
+    pub delete: Vec<BackupName>,
+    /// Stamped after `now` (beyond the tolerance): kept, not counted.
+    pub future: Vec<BackupName>,
+}
+
+/// Which backups to delete, keeping the newest `max` manual and scheduled
+/// backups dated up to `now`, and never `keep` (the backup just made).
+pub fn plan<'a>(
+    stored: impl IntoIterator<Item = &'a BackupName>,
+    max: MaxBackups,
+    now: OffsetDateTime,
+    keep: Option<&BackupName>,
+) -> Plan {
+    let horizon = now + FUTURE_TOLERANCE;
+    let mut future = BTreeSet::new();
+    let mut counted = BTreeSet::new();
+    for name in stored {
+        match name.created_at() {
+            Some(at) if name.kind().is_rotated() && at > horizon => {
+                future.insert(name);
+            }
+            Some(_) if name.kind().is_rotated() => {
+                counted.insert(name);
+            }
+            _ => {}
+        }
+    }
+    let excess = counted.len().saturating_sub(usize::from(max.get()));
+    let delete = counted.into_iter().filter(|n| Some(*n) != keep).take(excess).cloned().collect();
+    Plan { delete, future: future.into_iter().cloned().collect() }
+}
+
+/// The backups to delete, oldest first, with no backup to protect and no
+/// clock to compare with: every dated stamp counts.
 pub fn to_delete<'a>(stored: impl IntoIterator<Item = &'a BackupName>, max: MaxBackups) -> Vec<BackupName> {
-    let rotated: BTreeSet<&BackupName> =
-        stored.into_iter().filter(|n| n.kind().is_rotated() && n.created_at().is_some()).collect();
-    let excess = rotated.len().saturating_sub(usize::from(max.get()));
-    rotated.into_iter().take(excess).cloned().collect()
+    plan(stored, max, time::macros::datetime!(9999-12-31 0:00 UTC), None).delete
 }
 
 #[cfg(test)]
@@ -120,7 +164,48 @@ mod tests {
             })
     }
 
+    #[test]
+    fn names_stamped_in_the_future_never_push_a_new_backup_out() {
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let at = |secs: i64| OffsetDateTime::from_unix_timestamp(1_790_000_000 + secs).unwrap();
+        let new = BackupName::new(BackupKind::Scheduled, now, BackupFormat::Plain);
+        let stored = vec![
+            BackupName::new(BackupKind::Manual, at(86_400 * 30), BackupFormat::Plain),
+            BackupName::new(BackupKind::Manual, at(86_400 * 31), BackupFormat::Plain),
+            BackupName::new(BackupKind::Manual, at(-86_400), BackupFormat::Plain),
+            BackupName::new(BackupKind::Manual, at(60), BackupFormat::Plain),
+            new.clone(),
+        ];
+        let p = plan(&stored, MaxBackups::new(2).unwrap(), now, Some(&new));
+        // The two a month ahead are kept and reported; of the three that
+        // count, the oldest goes; a minute ahead is within the tolerance.
+        assert_eq!(p.future, stored[..2]);
+        assert_eq!(p.delete, [stored[2].clone()]);
+        // With one to keep, the new backup stays even though one stamped a
+        // minute later is "newer".
+        let p = plan(&stored, MaxBackups::new(1).unwrap(), now, Some(&new));
+        assert!(!p.delete.contains(&new), "{p:?}");
+        assert!(p.delete.contains(&stored[3]) && p.delete.contains(&stored[2]));
+    }
+
     proptest! {
+        #[test]
+        fn the_backup_just_made_and_future_ones_are_never_deleted(
+            stored in proptest::collection::vec(arb_name(), 0..40),
+            max in 1u64..=30,
+            now_secs in 0i64..2_000_000,
+            pick in any::<proptest::sample::Index>(),
+        ) {
+            let now = OffsetDateTime::from_unix_timestamp(1_790_000_000 + now_secs).unwrap();
+            let keep = (!stored.is_empty()).then(|| pick.get(&stored).clone());
+            let p = plan(&stored, MaxBackups::new(max).unwrap(), now, keep.as_ref());
+            if let Some(keep) = &keep {
+                prop_assert!(!p.delete.contains(keep));
+            }
+            prop_assert!(p.delete.iter().all(|n| n.created_at().is_some_and(|t| t <= now + FUTURE_TOLERANCE)));
+            prop_assert!(p.future.iter().all(|n| !p.delete.contains(n)));
+        }
+
         #[test]
         fn invariants(stored in proptest::collection::vec(arb_name(), 0..60), max in 1u64..=30) {
             let max = MaxBackups::new(max).unwrap();

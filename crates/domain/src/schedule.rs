@@ -41,8 +41,9 @@ impl Frequency {
 /// The grace after a missed interval before a catch-up backup runs at start.
 pub const CATCH_UP_GRACE: Duration = Duration::hours(2);
 
-/// The `backupSchedule` value, exactly as Framerr stores it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `backupSchedule` value, exactly as Framerr stores and serves it
+/// (`dayOfWeek` only for a weekly schedule).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "Map<String, Value>")]
 pub struct Schedule {
     pub enabled: bool,
@@ -51,14 +52,36 @@ pub struct Schedule {
     pub day_of_week: u8,
     /// 0-23, the whole hour (minute 0) in the schedule's time zone.
     pub hour: u8,
-    #[serde(serialize_with = "ser_max")]
     pub max_backups: MaxBackups,
-    #[serde(serialize_with = "timefmt::iso_opt::serialize", skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<OffsetDateTime>,
 }
 
-fn ser_max<S: serde::Serializer>(max: &MaxBackups, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u8(max.get())
+/// The JSON form, field for field.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    enabled: bool,
+    frequency: Frequency,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day_of_week: Option<u8>,
+    hour: u8,
+    max_backups: u8,
+    #[serde(serialize_with = "timefmt::iso_opt::serialize", skip_serializing_if = "Option::is_none")]
+    last_backup: Option<OffsetDateTime>,
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            enabled: self.enabled,
+            frequency: self.frequency,
+            day_of_week: (self.frequency == Frequency::Weekly).then_some(self.day_of_week),
+            hour: self.hour,
+            max_backups: self.max_backups.get(),
+            last_backup: self.last_backup,
+        }
+        .serialize(s)
+    }
 }
 
 impl Default for Schedule {

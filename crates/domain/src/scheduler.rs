@@ -41,6 +41,32 @@ impl ScheduledBackups {
         Ok(self.creator.db.schedule().await?.unwrap_or_default())
     }
 
+    /// Whether Framerr's own scheduler is set to run too (it reads its
+    /// schedule at its start): two schedulers would both back up and both
+    /// apply retention.
+    pub async fn framerr_scheduler_enabled(&self) -> bool {
+        self.creator.db.framerr_schedule().await.ok().flatten().is_some_and(|s| s.enabled)
+    }
+
+    /// Turns Framerr's own schedule off, from Framerr's next start.
+    pub async fn disable_framerr_scheduler(&self) -> Result<bool, crate::DbError> {
+        self.creator.db.disable_framerr_schedule().await
+    }
+
+    /// Backups in the primary store stamped in the future (a clock was
+    /// wrong): retention keeps them and does not count them.
+    pub async fn future_stamped(&self, now: OffsetDateTime) -> Vec<crate::BackupName> {
+        let horizon = now + crate::retention::FUTURE_TOLERANCE;
+        self.creator
+            .store
+            .list()
+            .await
+            .map(|list| {
+                list.into_iter().map(|b| b.name).filter(|n| n.created_at().is_some_and(|t| t > horizon)).collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// When the next scheduled backup is due, after `now`.
     pub async fn next_run(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
         self.schedule().await.ok()?.next_run(now, &self.zone)

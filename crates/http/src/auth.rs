@@ -4,7 +4,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::header::COOKIE;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -21,25 +21,48 @@ fn session_cookie(request: &Request) -> Option<String> {
     })
 }
 
+/// Who a request is, once authenticated; handlers may read it.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// The headless token.
+    Token,
+    /// A Framerr session of an admin: its token, to notice when it ends.
+    Session(String),
+}
+
 pub(crate) async fn require_admin(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let (Some(token), Some(header)) = (&state.bearer_token, request.headers().get(AUTHORIZATION)) {
-        let given = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
-        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            return Ok(next.run(request).await);
+    // A Bearer token, when one is sent, must be ours; any other scheme (a
+    // reverse proxy's basic auth) is not meant for us and is ignored.
+    if let Some(given) = crate::guard::bearer(&request) {
+        let ours = state.bearer_token.as_ref().is_some_and(|t| constant_time_eq(given.as_bytes(), t.as_bytes()));
+        if !ours {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated"));
         }
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated"));
+        request.extensions_mut().insert(Caller::Token);
+        return Ok(next.run(request).await);
     }
     let Some(session) = session_cookie(&request) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated"));
     };
+    match admin_session(&state, &session).await? {
+        true => {
+            request.extensions_mut().insert(Caller::Session(session));
+            Ok(next.run(request).await)
+        }
+        false => Err(ApiError::new(StatusCode::FORBIDDEN, "Admin access required")),
+    }
+}
+
+/// Whether `session` is a live admin session: `Ok(false)` for another
+/// user's, 401 for none.
+pub(crate) async fn admin_session(state: &AppState, session: &str) -> Result<bool, ApiError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match state.sessions.session_user(&session, now).await {
-        Ok(Some(user)) if user.is_admin => Ok(next.run(request).await),
-        Ok(Some(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, "Admin access required")),
+    match state.sessions.session_user(session, now).await {
+        Ok(Some(user)) => Ok(user.is_admin),
         Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated")),
         Err(e) => Err(ApiError::internal("Authentication", e)),
     }

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde_json::json;
@@ -13,6 +13,7 @@ use backup_domain::ports::ProgressEvent;
 use backup_domain::timefmt::to_iso_millis;
 
 use crate::AppState;
+use crate::auth::Caller;
 
 pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
     let (name, data) = match event {
@@ -35,21 +36,42 @@ pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
     Some(Event::default().event(name).data(data.to_string()))
 }
 
-pub(crate) async fn events(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// How often a stream checks that its session is still alive.
+const SESSION_CHECK: Duration = Duration::from_secs(20);
+
+/// Events until the client leaves or, for a cookie session, until the
+/// session ends (logout, expiry): checked every 20 s.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = state.events.subscribe();
-    let stream = futures::stream::unfold(receiver, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    if let Some(e) = to_event(&event) {
-                        return Some((Ok(e), rx));
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.reset();
+    let stream =
+        futures::stream::unfold((receiver, state, caller, check), |(mut rx, state, caller, mut check)| async move {
+            loop {
+                tokio::select! {
+                    received = rx.recv() => match received {
+                        Ok(event) => {
+                            if let Some(e) = to_event(&event) {
+                                return Some((Ok(e), (rx, state, caller, check)));
+                            }
+                        }
+                        // A slow client skips what it missed.
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    },
+                    _ = check.tick() => {
+                        if let Caller::Session(session) = &caller
+                            && !matches!(crate::auth::admin_session(&state, session).await, Ok(true))
+                        {
+                            return None;
+                        }
                     }
                 }
-                // A slow client skips what it missed.
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

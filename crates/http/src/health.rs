@@ -18,7 +18,25 @@ pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Valu
     };
     // Overdue: enabled, and no success within one interval plus the grace.
     let overdue = schedule.enabled && schedule.missed(now);
+    let future: Vec<String> = state.backups.future_stamped(now).await.iter().map(ToString::to_string).collect();
+    let framerr_scheduler = state.backups.framerr_scheduler_enabled().await;
+    let mut warnings = Vec::new();
+    if !future.is_empty() {
+        warnings.push(format!(
+            "{} backup(s) are stamped in the future (was a clock wrong?); retention keeps them and does not count them",
+            future.len()
+        ));
+    }
+    if framerr_scheduler {
+        warnings.push(
+            "Framerr's own backup schedule is enabled too: two schedulers would both back up and prune; turn Framerr's off (POST /api/backup/schedule/framerr/disable), effective at Framerr's next start"
+                .to_owned(),
+        );
+    }
     Ok(Json(json!({
+        "futureStamped": future,
+        "framerrSchedulerEnabled": framerr_scheduler,
+        "warnings": warnings,
         "scheduleEnabled": schedule.enabled,
         "lastSuccess": last_success.map(to_iso_millis),
         "overdue": overdue,

@@ -11,6 +11,7 @@ mod backups;
 mod encryption;
 mod error;
 mod events;
+mod guard;
 mod health;
 mod restore;
 mod schedule;
@@ -31,6 +32,7 @@ use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::{BackupEncryption, Restorer};
 
 pub use error::{ApiError, ApiResult};
+pub use guard::{CLIENT_HEADER, PAGE_CSP};
 pub use setup::SetupRestores;
 
 /// Everything the routes need.
@@ -77,6 +79,9 @@ impl Progress for BroadcastProgress {
     }
 }
 
+/// The largest JSON body any route accepts.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let backup = Router::new()
         .route("/create", post(backups::create))
@@ -84,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/download/{filename}", get(backups::download))
         .route("/status", get(backups::status))
         .route("/schedule", get(schedule::get_schedule).put(schedule::put_schedule))
+        .route("/schedule/framerr/disable", post(schedule::disable_framerr))
         .route("/encryption/status", get(encryption::status))
         .route("/encryption/enable", post(encryption::enable))
         .route("/encryption/disable", post(encryption::disable))
@@ -93,12 +99,20 @@ pub fn router(state: AppState) -> Router {
         .route("/restore", post(restore::restore_running))
         .route("/{filename}", delete(backups::remove))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
-    let setup = Router::new().route("/restore", post(setup::restore)).route("/restore/decrypt", post(setup::decrypt));
+    let setup = Router::new()
+        // Uploads stream to scratch space with their own limit.
+        .route("/restore", post(setup::restore).layer(DefaultBodyLimit::disable()))
+        .route("/restore/decrypt", post(setup::decrypt))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), setup::gate));
     Router::new()
         .nest("/api/backup", backup)
         .nest("/api/auth/setup", setup)
-        // Uploads are streamed to disk with our own limit; axum's 2 MB
-        // default would refuse every real backup.
-        .layer(DefaultBodyLimit::disable())
+        .fallback(guard::not_found)
+        .method_not_allowed_fallback(guard::method_not_allowed)
+        // JSON bodies are small: nothing unauthenticated can make the
+        // server hold more than this.
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::request_source))
+        .layer(axum::middleware::from_fn(guard::response_headers))
         .with_state(state)
 }

@@ -29,3 +29,15 @@ pub(crate) async fn put_schedule(State(state): State<AppState>, body: Option<Jso
     let next = updated.next_run(time::OffsetDateTime::now_utc(), &state.backups.zone);
     Ok(Json(json!({ "success": true, "schedule": updated, "status": { "nextBackup": next.map(to_iso_millis) } })))
 }
+
+/// Turns Framerr's own schedule off (one scheduler per instance).
+pub(crate) async fn disable_framerr(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let changed =
+        state.backups.disable_framerr_scheduler().await.map_err(|e| ApiError::internal("Changing the schedule", e))?;
+    let message = if changed {
+        "Framerr's own backup schedule is off from Framerr's next start; this server runs the schedule"
+    } else {
+        "Framerr's own backup schedule was not on"
+    };
+    Ok(Json(json!({ "success": true, "changed": changed, "message": message })))
+}

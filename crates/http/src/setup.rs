@@ -23,6 +23,10 @@ use crate::{ApiError, ApiResult, AppState};
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 pub(crate) const COOLDOWN: Duration = Duration::from_secs(1);
+/// Encrypted uploads that may wait for their password at once, and their
+/// bytes together: an unauthenticated client must not fill the disk.
+pub(crate) const MAX_PENDING: usize = 4;
+pub(crate) const MAX_PENDING_BYTES: u64 = 4 << 30;
 
 struct Pending {
     /// Deleted (dropped) after the fifth wrong password.
@@ -46,6 +50,11 @@ impl std::fmt::Debug for SetupRestores {
 }
 
 impl SetupRestores {
+    /// Uploads waiting for their password.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Deletes the uploads of abandoned sessions. Call periodically.
     pub fn expire(&self) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,6 +83,17 @@ async fn only_during_setup(state: &AppState) -> ApiResult<()> {
     }
 }
 
+/// Setup routes are unauthenticated: whether setup is still open is
+/// checked before anything of the request body is read.
+pub(crate) async fn gate(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    only_during_setup(&state).await?;
+    Ok(next.run(request).await)
+}
+
 fn setup_request(upload: Arc<dyn BackupFile>, password: Option<Password>) -> RestoreRequest {
     RestoreRequest {
         source: Source::File(upload),
@@ -86,7 +106,6 @@ fn setup_request(upload: Arc<dyn BackupFile>, password: Option<Password>) -> Res
 }
 
 pub(crate) async fn restore(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Json<Value>> {
-    only_during_setup(&state).await?;
     let upload = crate::upload::receive(&state, multipart).await?;
     match state.restorer.format(&Source::File(upload.clone())).await? {
         BackupFormat::Plain => {
@@ -95,8 +114,18 @@ pub(crate) async fn restore(State(state): State<AppState>, multipart: Multipart)
         }
         BackupFormat::Encrypted => {
             let id = uuid();
-            let pending = Pending { upload: Some(upload), created: Instant::now(), attempts: 0, last_try: None };
-            state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), pending);
+            let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|_, p| p.created.elapsed() < SESSION_TTL);
+            let bytes: u64 = pending.values().filter_map(|p| p.upload.as_ref()).map(|u| u.size()).sum();
+            if pending.len() >= MAX_PENDING || bytes + upload.size() > MAX_PENDING_BYTES {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many uploaded backups are waiting for their password; try again later",
+                )
+                .with(json!({ "retryAfter": 60 })));
+            }
+            let entry = Pending { upload: Some(upload), created: Instant::now(), attempts: 0, last_try: None };
+            pending.insert(id.clone(), entry);
             Ok(Json(json!({ "encrypted": true, "restoreId": id })))
         }
     }
@@ -114,7 +143,6 @@ impl Drop for Deriving {
 pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Value>>) -> ApiResult<Json<Value>> {
     let state = &state;
     let body = body.map(|Json(v)| v).unwrap_or_default();
-    only_during_setup(state).await?;
     let id =
         body.get("restoreId").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("restoreId is required"))?;
     let password = body

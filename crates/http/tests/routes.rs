@@ -55,6 +55,7 @@ fn harness() -> Harness {
 
 enum Who {
     Nobody,
+    /// A browser session, as Framerr's UI sends it (with its header).
     Cookie(&'static str),
     Bearer(&'static str),
 }
@@ -62,9 +63,15 @@ enum Who {
 async fn call(state: &AppState, method: Method, path: &str, who: Who, body: Option<Value>) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(path);
     match who {
-        Who::Nobody => {}
-        Who::Cookie(session) => request = request.header(header::COOKIE, format!("theme=dark; sessionId={session}")),
-        Who::Bearer(token) => request = request.header(header::AUTHORIZATION, format!("Bearer {token}")),
+        Who::Nobody => request = request.header("X-Framerr-Client", "1"),
+        Who::Cookie(session) => {
+            request = request.header(header::COOKIE, format!("theme=dark; sessionId={session}"));
+            request = request.header("X-Framerr-Client", "1");
+        }
+        Who::Bearer(token) => {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            request = request.header("X-Framerr-Client", "1");
+        }
     }
     let request = match body {
         Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
@@ -245,6 +252,7 @@ async fn setup_restore_is_closed_once_a_user_exists() {
     let request = Request::builder()
         .method(Method::POST)
         .uri("/api/auth/setup/restore")
+        .header("X-Framerr-Client", "1")
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=X")
         .body(Body::from(
             "--X\r\nContent-Disposition: form-data; name=\"backup\"; filename=\"b\"\r\n\r\nPK\x03\x04\r\n--X--\r\n",
@@ -255,4 +263,195 @@ async fn setup_restore_is_closed_once_a_user_exists() {
     let decrypt = json!({"restoreId": "x", "password": "y"});
     let (s, body) = call(&h.state, Method::POST, "/api/auth/setup/restore/decrypt", Who::Nobody, Some(decrypt)).await;
     assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Restore is only available during initial setup"})));
+}
+
+async fn raw(state: &AppState, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn state_changes_need_framerrs_client_header_unless_the_token_is_used() {
+    let h = harness();
+    let post = |auth: (header::HeaderName, &str)| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/backup/create")
+            .header(auth.0, auth.1)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, _, body) = raw(&h.state, post((header::COOKIE, "sessionId=admin-live"))).await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::FORBIDDEN, json!({"error": "Invalid request source", "code": "CSRF_PROTECTION"}))
+    );
+    // The token cannot be sent by another site: no header needed, and the
+    // scheme is case-insensitive.
+    let (s, _, body) = raw(&h.state, post((header::AUTHORIZATION, &format!("bearer {TOKEN}")))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Setup restore is unauthenticated and needs the header too.
+    let request =
+        Request::builder().method(Method::POST).uri("/api/auth/setup/restore/decrypt").body(Body::empty()).unwrap();
+    let (s, _, body) = raw(&h.state, request).await;
+    assert_eq!((s, body["code"].clone()), (StatusCode::FORBIDDEN, json!("CSRF_PROTECTION")));
+    // Reads need no header.
+    let (s, _) = call(&h.state, Method::GET, "/api/backup/status", Who::Bearer(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_proxys_basic_auth_beside_a_session_cookie_is_not_ours() {
+    let h = harness();
+    let request = Request::builder()
+        .uri("/api/backup/status")
+        .header(header::COOKIE, "sessionId=admin-live")
+        .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, _) = raw(&h.state, request).await;
+    assert_eq!(s, StatusCode::OK);
+    // A Bearer token that is not ours is refused even with a good cookie.
+    let request = Request::builder()
+        .uri("/api/backup/status")
+        .header(header::COOKIE, "sessionId=admin-live")
+        .header(header::AUTHORIZATION, "BEARER not-ours")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(raw(&h.state, request).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_error_is_json_and_every_answer_carries_careful_headers() {
+    let h = harness();
+    let admin = |request: axum::http::request::Builder| {
+        request.header(header::COOKIE, "sessionId=admin-live").header("X-Framerr-Client", "1")
+    };
+    let cases = [
+        // Malformed JSON, the wrong content type, a wrong method, no such route.
+        (
+            admin(Request::builder().method(Method::PUT).uri("/api/backup/schedule"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            admin(Request::builder().method(Method::PUT).uri("/api/backup/schedule"))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("{}"))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            admin(Request::builder().method(Method::PATCH).uri("/api/backup/list")).body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Request::builder().uri("/api/nothing/here").body(Body::empty()).unwrap(), StatusCode::NOT_FOUND),
+        // A JSON body over 64 KiB.
+        (
+            admin(Request::builder().method(Method::POST).uri("/api/backup/encryption/enable"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!("{{\"password\": \"{}\"}}", "x".repeat(100 * 1024))))
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ];
+    for (request, want) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (s, headers, body) = raw(&h.state, request).await;
+        assert_eq!(s, want, "{what}: {body}");
+        assert!(body["error"].is_string(), "{what}: not a JSON error: {body}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json; charset=utf-8", "{what}");
+    }
+    let (_, headers, _) =
+        raw(&h.state, admin(Request::builder().uri("/api/backup/status")).body(Body::empty()).unwrap()).await;
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("content-type", "application/json; charset=utf-8"),
+    ] {
+        assert_eq!(headers[name], value, "{name}");
+    }
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn a_daily_schedule_has_no_day_of_week() {
+    let h = harness();
+    let admin = || Who::Cookie("admin-live");
+    let daily = json!({"enabled": true, "frequency": "daily", "dayOfWeek": 3, "hour": 4, "maxBackups": 5});
+    let (s, body) = call(&h.state, Method::PUT, "/api/backup/schedule", admin(), Some(daily)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, body) = call(&h.state, Method::GET, "/api/backup/schedule", admin(), None).await;
+    assert!(body["schedule"].get("dayOfWeek").is_none(), "{body}");
+    let weekly = json!({"enabled": true, "frequency": "weekly", "dayOfWeek": 3, "hour": 4, "maxBackups": 5});
+    call(&h.state, Method::PUT, "/api/backup/schedule", admin(), Some(weekly)).await;
+    let (_, body) = call(&h.state, Method::GET, "/api/backup/schedule", admin(), None).await;
+    assert_eq!(body["schedule"]["dayOfWeek"], 3);
+}
+
+#[tokio::test]
+async fn closed_setup_refuses_before_reading_and_waiting_uploads_are_capped() {
+    let h = harness();
+    *h.world.users.lock().unwrap() = vec![true];
+    // Refused before the (large, unread) body matters.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth/setup/restore/decrypt")
+        .header("X-Framerr-Client", "1")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(vec![b' '; 2 << 20]))
+        .unwrap();
+    let (s, _, body) = raw(&h.state, request).await;
+    assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Restore is only available during initial setup"})));
+    // Open setup: four encrypted uploads wait for their password; a fifth is refused.
+    let upload = || {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/setup/restore")
+            .header("X-Framerr-Client", "1")
+            .header(header::CONTENT_TYPE, "multipart/form-data; boundary=X")
+            .body(Body::from(
+                "--X\r\nContent-Disposition: form-data; name=\"backup\"; filename=\"b\"\r\n\r\nFRMRBKUP\r\n--X--\r\n",
+            ))
+            .unwrap()
+    };
+    for _ in 0..4 {
+        let (s, _, body) = raw(&h.state, upload()).await;
+        assert_eq!((s, body["encrypted"].clone()), (StatusCode::OK, json!(true)), "{body}");
+    }
+    let (s, _, body) = raw(&h.state, upload()).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(h.state.setup.pending(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_stream_ends_when_its_session_does() {
+    use http_body_util::BodyExt;
+    let h = harness();
+    let request = Request::builder()
+        .uri("/api/backup/events")
+        .header(header::COOKIE, "sessionId=admin-live")
+        .body(Body::empty())
+        .unwrap();
+    let response = router(h.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    // Signed out (the session row is gone).
+    h.world.sessions.lock().unwrap().retain(|(t, _)| t != "admin-live");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(31), async {
+        loop {
+            match body.frame().await {
+                None => return true,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return true,
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the stream outlived its session");
 }

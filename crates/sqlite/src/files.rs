@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
@@ -29,6 +30,8 @@ async fn open_untrusted(path: &Path) -> Result<SqliteConnection, DbError> {
     check_is_sqlite(path).await?;
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|e| DbError::Other(e.to_string()))?
+        // A long `VACUUM INTO` is expected, not a problem to warn about.
+        .disable_statement_logging()
         .filename(path)
         .create_if_missing(false)
         // Functions with side effects may not run from the schema (views,

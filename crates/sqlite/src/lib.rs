@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
@@ -28,8 +29,12 @@ use backup_domain::{DbError, Schedule};
 pub use files::SqliteFiles;
 pub use snapshot::SqliteSnapshot;
 
-/// The `system_config` key of the schedule.
-pub const SCHEDULE_KEY: &str = "backupSchedule";
+/// The `system_config` key of Framerr's own schedule, which Framerr's own
+/// scheduler reads at its start.
+pub const FRAMERR_SCHEDULE_KEY: &str = "backupSchedule";
+/// The key of this server's schedule: one scheduler per instance, and
+/// Framerr's never runs the schedule saved here behind the user's back.
+pub const SCHEDULE_KEY: &str = "framerrBackupSchedule";
 
 /// The live Framerr database at `path`.
 #[derive(Clone)]
@@ -90,6 +95,8 @@ pub async fn check_is_sqlite(path: &Path) -> Result<(), DbError> {
 pub(crate) async fn connect(path: &Path, read_only: bool) -> Result<SqliteConnection, DbError> {
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|e| DbError::Other(e.to_string()))?
+        // A long `VACUUM INTO` is expected, not a problem to warn about.
+        .disable_statement_logging()
         .filename(path)
         .create_if_missing(false)
         .read_only(read_only)
@@ -162,14 +169,46 @@ impl Database for SqliteDatabase {
         }
     }
 
+    /// Ours; until one is saved here, Framerr's (the initial value).
     async fn schedule(&self) -> Result<Option<Schedule>, DbError> {
+        match self.stored_schedule(SCHEDULE_KEY).await? {
+            Some(ours) => Ok(Some(ours)),
+            None => self.stored_schedule(FRAMERR_SCHEDULE_KEY).await,
+        }
+    }
+
+    async fn framerr_schedule(&self) -> Result<Option<Schedule>, DbError> {
+        self.stored_schedule(FRAMERR_SCHEDULE_KEY).await
+    }
+
+    async fn disable_framerr_schedule(&self) -> Result<bool, DbError> {
+        let Some(mut theirs) = self.stored_schedule(FRAMERR_SCHEDULE_KEY).await? else { return Ok(false) };
+        if !theirs.enabled {
+            return Ok(false);
+        }
+        // Ours keeps what the user had, if nothing was saved here yet.
+        if self.stored_schedule(SCHEDULE_KEY).await?.is_none() {
+            self.write_schedule(SCHEDULE_KEY, &theirs).await?;
+        }
+        theirs.enabled = false;
+        self.write_schedule(FRAMERR_SCHEDULE_KEY, &theirs).await?;
+        Ok(true)
+    }
+
+    async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError> {
+        self.write_schedule(SCHEDULE_KEY, schedule).await
+    }
+}
+
+impl SqliteDatabase {
+    async fn stored_schedule(&self, key: &str) -> Result<Option<Schedule>, DbError> {
         let mut conn = self.connect().await?;
         let path = &self.path;
         if !table_exists(&mut conn, "system_config").await.map_err(|e| map_err(path, e))? {
             return Ok(None);
         }
         let row = sqlx::query("SELECT value FROM system_config WHERE key = ?")
-            .bind(SCHEDULE_KEY)
+            .bind(key)
             .fetch_optional(&mut conn)
             .await
             .map_err(|e| map_err(path, e))?;
@@ -181,7 +220,7 @@ impl Database for SqliteDatabase {
         Schedule::from_stored(&value).map(Some).map_err(|e| DbError::BadSchedule(e.to_string()))
     }
 
-    async fn save_schedule(&self, schedule: &Schedule) -> Result<(), DbError> {
+    async fn write_schedule(&self, key: &str, schedule: &Schedule) -> Result<(), DbError> {
         let mut conn = self.connect().await?;
         let path = &self.path;
         let value = serde_json::to_string(schedule).map_err(|e| DbError::Other(e.to_string()))?;
@@ -190,7 +229,7 @@ impl Database for SqliteDatabase {
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
                 .to_owned(),
         ))
-        .bind(SCHEDULE_KEY)
+        .bind(key)
         .bind(value)
         .execute(&mut conn)
         .await

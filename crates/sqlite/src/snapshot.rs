@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use futures_io::AsyncRead;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -145,6 +146,8 @@ pub(crate) async fn take(db: &SqliteDatabase, kind: SnapshotKind) -> Result<Sqli
 async fn open_copy(path: &Path) -> Result<SqliteConnection, DbError> {
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(|e| DbError::Other(e.to_string()))?
+        // A long `VACUUM INTO` is expected, not a problem to warn about.
+        .disable_statement_logging()
         .filename(path)
         .create_if_missing(false)
         .journal_mode(SNAPSHOT_JOURNAL);

@@ -96,6 +96,17 @@ impl S3Config {
                 other => return Err(ConfigError(format!("unknown option {other:?}"))),
             }
         }
+        // Credentials in the endpoint would reach logs and listings.
+        if let Some(endpoint) = &config.endpoint {
+            let authority = endpoint.split_once("://").map_or(endpoint.as_str(), |(_, rest)| rest);
+            let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+            if authority.contains('@') {
+                return Err(ConfigError(
+                    "credentials do not belong in the endpoint URL: use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        .into(),
+                ));
+            }
+        }
         if config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) && !config.allow_http {
             return Err(ConfigError("a plain http:// endpoint needs allow_http=true".into()));
         }
@@ -377,6 +388,14 @@ mod tests {
         assert!(S3Config::from_url("s3://b?addressing=virtual").unwrap().virtual_hosted);
         for bad in ["http://x", "s3://", "s3://key:secret@bucket/x", "s3://b?endpoint=http://h", "s3://b?colour=red"] {
             assert!(S3Config::from_url(bad).is_err(), "{bad}");
+        }
+        // Credentials in an endpoint are refused, and never repeated.
+        for bad in [
+            "s3://b?endpoint=http://KEY:SECRET@127.0.0.1:9000&allow_http=true",
+            "s3://b?endpoint=https://KEY@minio.lan",
+        ] {
+            let err = S3Config::from_url(bad).unwrap_err().to_string();
+            assert!(err.contains("credentials") && !err.contains("KEY:SECRET") && !err.contains("KEY@"), "{err}");
         }
     }
 }

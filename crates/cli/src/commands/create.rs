@@ -52,6 +52,14 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
                     println!("Deleted {name} (retention)");
                 }
             }
+            if !created.retention.future.is_empty() {
+                let names: Vec<String> = created.retention.future.iter().map(ToString::to_string).collect();
+                eprintln!(
+                    "warning: {} backup(s) are stamped in the future (was a clock wrong?); retention keeps them and does not count them: {}",
+                    names.len(),
+                    names.join(", ")
+                );
+            }
             for (name, why) in &created.retention.failed {
                 eprintln!("warning: retention could not delete {name}: {why}");
             }

@@ -6,6 +6,7 @@ mod delete;
 mod encryption;
 mod list;
 mod restore;
+mod schedule;
 mod serve;
 mod verify;
 
@@ -52,6 +53,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
             Command::Verify(a) => verify::run(&engine, a).await,
             Command::Restore(a) => restore::run(&engine, a).await,
             Command::Encryption(c) => encryption::run(&engine, c).await,
+            Command::Schedule(c) => schedule::run(&engine, c).await,
             Command::Serve(_) => Ok(ExitCode::SUCCESS),
         }
     };

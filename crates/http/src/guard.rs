@@ -1,0 +1,108 @@
+//! What every request and response goes through: Framerr's request-source
+//! check, the headers a careful server sends, and JSON error bodies even
+//! for the framework's own rejections.
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use backup_domain::secret::constant_time_eq;
+
+use crate::{ApiError, AppState};
+
+/// The page's policy: its own scripts, styles and images only; no inline
+/// script; talks to this origin only; never framed.
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The header Framerr's web UI sends with every state-changing request.
+pub const CLIENT_HEADER: &str = "x-framerr-client";
+
+/// The bearer token a request carries, when its `Authorization` uses the
+/// Bearer scheme (case-insensitive, RFC 7235). Other schemes (basic auth
+/// added by a reverse proxy) are not ours: `None`.
+pub(crate) fn bearer(request: &Request) -> Option<&str> {
+    let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Framerr refuses state-changing requests without `X-Framerr-Client: 1`
+/// (403 `CSRF_PROTECTION`): another site can make a browser send the
+/// session cookie, not this header. A client with the bearer token is
+/// exempt: another site cannot send that either.
+pub(crate) async fn request_source(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let from_client = request.headers().get(CLIENT_HEADER).is_some_and(|v| v == "1");
+    let with_token = match (&state.bearer_token, bearer(&request)) {
+        (Some(token), Some(given)) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        _ => false,
+    };
+    if changes_state && !from_client && !with_token {
+        return ApiError::new(StatusCode::FORBIDDEN, "Invalid request source")
+            .with(serde_json::json!({ "code": "CSRF_PROTECTION" }))
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// For every response: no sniffing, no framing, no referrer; a strict
+/// Content-Security-Policy (the page's own for HTML, nothing at all for
+/// the rest); `charset=utf-8` on JSON; and a JSON `{"error": ...}` body on
+/// any error that does not have one (axum's rejections, 404, 405).
+pub(crate) async fn response_headers(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let response = if response.status().is_client_error() || response.status().is_server_error() {
+        json_error(response).await
+    } else {
+        response
+    };
+    let (mut parts, body) = response.into_parts();
+    let headers = &mut parts.headers;
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if content_type == "application/json" {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    }
+    let csp =
+        if content_type.starts_with("text/html") { PAGE_CSP } else { "default-src 'none'; frame-ancestors 'none'" };
+    headers.insert("content-security-policy", HeaderValue::from_static(csp));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    Response::from_parts(parts, body)
+}
+
+async fn json_error(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() { parts.status.canonical_reason().unwrap_or("Error").to_owned() } else { text };
+    let mut out = ApiError::new(parts.status, message).into_response();
+    // Keep what the framework said beyond the body (Allow on a 405).
+    for (name, value) in parts.headers.iter() {
+        if name != CONTENT_TYPE && name != "content-length" {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// A known path with another method: a JSON 405.
+pub(crate) async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").into_response()
+}
+
+/// Unknown paths: a JSON 404 like every other error.
+pub(crate) async fn not_found() -> Response {
+    ApiError::not_found("Not found").into_response()
+}
