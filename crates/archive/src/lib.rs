@@ -11,6 +11,7 @@
 mod archiver;
 mod deflate;
 mod format;
+pub mod fuzzing;
 mod open;
 mod read;
 mod write;

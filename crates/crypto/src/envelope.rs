@@ -282,6 +282,15 @@ pub fn decrypt_payload(
     if gcm.verify(&expected) { Ok(total) } else { Err(EnvelopeError::Tampered) }
 }
 
+/// What the fuzzer runs: reading a header from arbitrary bytes must end in
+/// a header or an error, never a panic.
+pub fn fuzz_header(data: &[u8]) {
+    if let Ok((header, at)) = read_header(&mut &data[..]) {
+        assert!(at <= data.len());
+        let _ = (header.iv(), header.tag());
+    }
+}
+
 /// A new header for the same payload under a new password: new salt and
 /// wrapped MBK; DEK, IV and tag unchanged (spec section 4, reset password).
 pub fn reheader(header: &Header, salt_b64: &str, wrapped_mbk_b64: &str, iterations: u32) -> Header {

@@ -1,0 +1,8 @@
+//! `manifest.json` on arbitrary bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = backup_domain::Manifest::from_json(data);
+});
