@@ -133,14 +133,22 @@ impl Instance {
         String::from_utf8(out.stderr).unwrap()
     }
 
-    /// File names in the backups folder, hidden ones included.
+    /// File names in the backups folder, hidden ones included; not the
+    /// documents kept beside the backups (`framerr-backup.<key>.json`).
     pub fn backup_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.backups())
-            .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !is_document(n)).collect()
+            })
             .unwrap_or_default();
         names.sort();
         names
     }
+}
+
+/// A document kept beside the backups (history, pins), not a backup.
+pub fn is_document(name: &str) -> bool {
+    name.rsplit('/').next().is_some_and(|n| n.starts_with("framerr-backup.") && n.ends_with(".json"))
 }
 
 /// Runs python3 (the venv from `cargo xtask tools` when there is one).

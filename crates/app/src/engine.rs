@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backup_archive::{ZipArchiver, ZipBackupReader};
-use backup_crypto::FieldCrypto;
 use backup_crypto::manage::{InstanceVault, ServerKeyEnvelope};
 use backup_crypto::unseal::EnvelopeUnsealer;
-use backup_domain::auth::Sessions;
+use backup_crypto::{BcryptCredentials, FieldCrypto};
+use backup_domain::auth::{Sessions, SignIn};
 use backup_domain::ports::{BackupStore, FieldCipher, Progress, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
@@ -41,6 +41,7 @@ pub struct Engine {
     pub scheduled: ScheduledBackups,
     pub encryption: BackupEncryption,
     pub sessions: Arc<dyn Sessions>,
+    pub sign_in: SignIn,
     pub scratch: Arc<dyn Scratch>,
     lock: FsInstanceLock,
 }
@@ -114,6 +115,7 @@ impl Engine {
         Ok(Engine {
             scheduled: ScheduledBackups::new(creator.clone(), settings.zone.clone()),
             encryption: BackupEncryption { key_store: db.clone(), vault },
+            sign_in: SignIn::new(db.clone(), Arc::new(BcryptCredentials), Arc::new(SystemClock)),
             sessions: db,
             scratch,
             creator,

@@ -41,6 +41,10 @@ pub use registry::Registry;
 pub use serve::{SHUTDOWN_GRACE, ServeError, Stopped, serve};
 pub use settings::{DEFAULT_LOCK_WAIT, DEFAULT_PORT, DEFAULT_UPLOAD_LIMIT, Flags, Settings, SettingsError};
 
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
 impl Engine {
     /// The HTTP API's state over this engine: progress events reach SSE
     /// clients through `events`; `schedule_changed` wakes the scheduler.
@@ -60,6 +64,11 @@ impl Engine {
             bearer_token: self.settings.bearer_token.clone(),
             upload_limit: self.settings.upload_limit,
             setup: backup_http::SetupRestores::default(),
+            sign_in: self.sign_in.clone(),
+            paths: backup_http::InstancePaths {
+                database: absolute(&self.settings.db),
+                data_dir: absolute(&backup_fsutil::parent(&self.settings.db)),
+            },
         }
     }
 }

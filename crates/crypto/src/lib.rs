@@ -167,3 +167,53 @@ mod tests {
         assert_eq!(a.decrypt(&a.encrypt("").unwrap()).unwrap(), "");
     }
 }
+
+/// The `Credentials` port: Framerr's bcrypt password hashes (bcryptjs,
+/// `$2a$`/`$2b$`) and random UUID v4 session tokens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BcryptCredentials;
+
+/// A hash of Framerr's usual cost, to spend the same time on a name that
+/// has no account.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| bcrypt::hash("framerr-backup decoy password", 10).unwrap_or_default())
+}
+
+#[async_trait::async_trait]
+impl backup_domain::auth::Credentials for BcryptCredentials {
+    async fn verify(&self, password: &backup_domain::Password, hash: &str) -> bool {
+        bcrypt::verify(password.expose(), hash).unwrap_or(false)
+    }
+
+    async fn spend(&self, password: &backup_domain::Password) {
+        let _ = bcrypt::verify(password.expose(), decoy_hash());
+    }
+
+    fn new_token(&self) -> String {
+        let mut b = [0u8; 16];
+        random_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use backup_domain::Password;
+    use backup_domain::auth::Credentials;
+
+    #[test]
+    fn framerrs_bcrypt_hashes_verify_and_tokens_are_uuids() {
+        let hash = bcrypt::hash("correct horse", 4).unwrap();
+        let c = super::BcryptCredentials;
+        assert!(futures::executor::block_on(c.verify(&Password::new("correct horse"), &hash)));
+        assert!(!futures::executor::block_on(c.verify(&Password::new("wrong"), &hash)));
+        assert!(!futures::executor::block_on(c.verify(&Password::new("x"), "not a hash")));
+        let (a, b) = (c.new_token(), c.new_token());
+        assert_ne!(a, b);
+        assert_eq!((a.len(), &a[14..15]), (36, "4"));
+    }
+}

@@ -1,8 +1,16 @@
-//! Who is calling: Framerr's session cookie looked up in its database.
+//! Who is calling: Framerr's session cookie looked up in its database, and
+//! signing in the way Framerr does (a bcrypt password, a session row), so
+//! that one sign-in serves both when they share an origin.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
 
 use crate::error::DbError;
+use crate::ports::Clock;
+use crate::secret::Password;
 
 /// The user a live session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +18,41 @@ pub struct SessionUser {
     pub user_id: String,
     /// `users.group_id = 'admin'`.
     pub is_admin: bool,
+}
+
+/// A user as sign-in sees it. The hash is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    /// bcrypt (`$2a$`/`$2b$`); `None` or not local for SSO-only users.
+    pub password_hash: Option<String>,
+    pub has_local_password: bool,
+    pub is_admin: bool,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("id", &self.id).field("is_admin", &self.is_admin).finish_non_exhaustive()
+    }
+}
+
+/// A `sessions` row, as Framerr writes one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub token: String,
+    pub user_id: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession").field("user_id", &self.user_id).field("expires_at", &self.expires_at).finish()
+    }
 }
 
 /// Framerr's `sessions` and `users` tables.
@@ -20,4 +63,316 @@ pub trait Sessions: Send + Sync {
     async fn session_user(&self, token: &str, now_unix: i64) -> Result<Option<SessionUser>, DbError>;
     /// Whether any user exists (restore during initial setup needs none).
     async fn any_user(&self) -> Result<bool, DbError>;
+    /// The user named `username` (case-insensitive), if any.
+    async fn account(&self, username: &str) -> Result<Option<Account>, DbError> {
+        let _ = username;
+        Ok(None)
+    }
+    async fn create_session(&self, session: &NewSession) -> Result<(), DbError> {
+        let _ = session;
+        Err(DbError::Other("sessions cannot be created here".into()))
+    }
+    async fn delete_session(&self, token: &str) -> Result<(), DbError> {
+        let _ = token;
+        Ok(())
+    }
+    /// `system_config.auth.session.timeout`, in milliseconds, when set.
+    async fn session_timeout_ms(&self) -> Result<Option<i64>, DbError> {
+        Ok(None)
+    }
+}
+
+/// Password hashes and session tokens.
+#[async_trait]
+pub trait Credentials: Send + Sync {
+    /// Whether `password` matches the bcrypt `hash`.
+    async fn verify(&self, password: &Password, hash: &str) -> bool;
+    /// Spends what one verification spends, for a name with no account:
+    /// the answer takes as long whether the user exists or not.
+    async fn spend(&self, password: &Password);
+    /// A new session token (a random UUID v4, as Framerr's).
+    fn new_token(&self) -> String;
+}
+
+/// Framerr's default session lifetime: 7 days; "remember me": 30 days.
+pub const SESSION_DEFAULT: Duration = Duration::days(7);
+pub const SESSION_REMEMBERED: Duration = Duration::days(30);
+/// Failed sign-ins a client may make per window.
+pub const MAX_FAILURES: usize = 5;
+pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
+
+/// One sign-in attempt.
+#[derive(Debug)]
+pub struct SignInRequest {
+    pub username: String,
+    pub password: Password,
+    pub remember: bool,
+    /// The client's address: failures are counted per address.
+    pub client: String,
+    pub user_agent: Option<String>,
+}
+
+/// A session was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub token: String,
+    pub user_id: String,
+    pub username: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl SignedIn {
+    /// The cookie's lifetime.
+    pub fn max_age(&self, now: OffsetDateTime) -> Duration {
+        self.expires_at - now
+    }
+}
+
+/// Why nobody was signed in. The messages never tell whether a user exists.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignInError {
+    #[error("Invalid username or password")]
+    Invalid,
+    #[error("Admin access required")]
+    NotAdmin,
+    #[error("This account has no local password: sign in through Framerr (single sign-on)")]
+    NoLocalPassword,
+    #[error("Too many failed sign-ins; try again in {retry_after} seconds")]
+    TooMany { retry_after: u64 },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Failed sign-ins per client address, within a window.
+#[derive(Debug, Default)]
+struct Failures(HashMap<String, Vec<OffsetDateTime>>);
+
+impl Failures {
+    /// At most this many addresses are remembered; the oldest go first.
+    const CAPACITY: usize = 10_000;
+
+    fn recent(&mut self, client: &str, now: OffsetDateTime) -> &mut Vec<OffsetDateTime> {
+        if self.0.len() >= Self::CAPACITY && !self.0.contains_key(client) {
+            self.0.retain(|_, times| times.iter().any(|t| now - *t < FAILURE_WINDOW));
+            if self.0.len() >= Self::CAPACITY {
+                let oldest = self.0.iter().min_by_key(|(_, t)| t.iter().max().copied()).map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    self.0.remove(&oldest);
+                }
+            }
+        }
+        let times = self.0.entry(client.to_owned()).or_default();
+        times.retain(|t| now - *t < FAILURE_WINDOW);
+        times
+    }
+}
+
+/// Signing in and out with a Framerr account.
+#[derive(Clone)]
+pub struct SignIn {
+    pub sessions: Arc<dyn Sessions>,
+    pub credentials: Arc<dyn Credentials>,
+    pub clock: Arc<dyn Clock>,
+    failures: Arc<Mutex<Failures>>,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignIn").finish_non_exhaustive()
+    }
+}
+
+impl SignIn {
+    pub fn new(sessions: Arc<dyn Sessions>, credentials: Arc<dyn Credentials>, clock: Arc<dyn Clock>) -> Self {
+        SignIn { sessions, credentials, clock, failures: Arc::default() }
+    }
+
+    /// Checks the password of an admin with a local password and creates a
+    /// session. After [`MAX_FAILURES`] failures from one address within
+    /// [`FAILURE_WINDOW`], that address waits.
+    pub async fn sign_in(&self, request: SignInRequest) -> Result<SignedIn, SignInError> {
+        let now = self.clock.now();
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let recent = failures.recent(&request.client, now);
+            if recent.len() >= MAX_FAILURES {
+                let oldest = recent.iter().min().copied().unwrap_or(now);
+                let wait = (oldest + FAILURE_WINDOW - now).whole_seconds().max(1) as u64;
+                return Err(SignInError::TooMany { retry_after: wait });
+            }
+        }
+        let account = self.sessions.account(request.username.trim()).await?;
+        let verified = match account.as_ref().and_then(|a| a.password_hash.as_deref().filter(|_| a.has_local_password))
+        {
+            Some(hash) => self.credentials.verify(&request.password, hash).await,
+            None => {
+                self.credentials.spend(&request.password).await;
+                false
+            }
+        };
+        let account = match (account, verified) {
+            (Some(account), true) => account,
+            (Some(account), false) if !account.has_local_password || account.password_hash.is_none() => {
+                return Err(SignInError::NoLocalPassword);
+            }
+            _ => {
+                let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                failures.recent(&request.client, now).push(now);
+                return Err(SignInError::Invalid);
+            }
+        };
+        if !account.is_admin {
+            return Err(SignInError::NotAdmin);
+        }
+        let lifetime = if request.remember {
+            SESSION_REMEMBERED
+        } else {
+            match self.sessions.session_timeout_ms().await? {
+                Some(ms) if ms > 0 => Duration::milliseconds(ms),
+                _ => SESSION_DEFAULT,
+            }
+        };
+        let session = NewSession {
+            token: self.credentials.new_token(),
+            user_id: account.id.clone(),
+            ip_address: Some(request.client),
+            user_agent: request.user_agent,
+            created_at: now.unix_timestamp(),
+            expires_at: (now + lifetime).unix_timestamp(),
+        };
+        self.sessions.create_session(&session).await?;
+        Ok(SignedIn {
+            token: session.token,
+            user_id: account.id,
+            username: account.username,
+            expires_at: now + lifetime,
+        })
+    }
+
+    /// Deletes the session: signed out here and in Framerr.
+    pub async fn sign_out(&self, token: &str) -> Result<(), DbError> {
+        self.sessions.delete_session(token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::FixedClock;
+    use futures::executor::block_on;
+    use time::macros::datetime;
+
+    #[derive(Default)]
+    struct Db {
+        created: Mutex<Vec<NewSession>>,
+    }
+
+    #[async_trait]
+    impl Sessions for Db {
+        async fn session_user(&self, _: &str, _: i64) -> Result<Option<SessionUser>, DbError> {
+            Ok(None)
+        }
+        async fn any_user(&self) -> Result<bool, DbError> {
+            Ok(true)
+        }
+        async fn account(&self, username: &str) -> Result<Option<Account>, DbError> {
+            let account = |id: &str, admin: bool, local: bool| Account {
+                id: id.into(),
+                username: username.into(),
+                password_hash: local.then(|| format!("hash-of-right-{id}")),
+                has_local_password: local,
+                is_admin: admin,
+            };
+            Ok(match username {
+                "admin" => Some(account("u-admin", true, true)),
+                "alice" => Some(account("u-alice", false, true)),
+                "sso" => Some(account("u-sso", true, false)),
+                _ => None,
+            })
+        }
+        async fn create_session(&self, session: &NewSession) -> Result<(), DbError> {
+            self.created.lock().unwrap().push(session.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Hashes {
+        spent: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl Credentials for Hashes {
+        async fn verify(&self, password: &Password, hash: &str) -> bool {
+            *self.spent.lock().unwrap() += 1;
+            hash == format!("hash-of-{}", password.expose())
+        }
+        async fn spend(&self, _: &Password) {
+            *self.spent.lock().unwrap() += 1;
+        }
+        fn new_token(&self) -> String {
+            "0f0e0d0c-0b0a-4908-8706-050403020100".into()
+        }
+    }
+
+    fn request(user: &str, password: &str, client: &str) -> SignInRequest {
+        SignInRequest {
+            username: user.into(),
+            password: Password::new(password),
+            remember: false,
+            client: client.into(),
+            user_agent: Some("test".into()),
+        }
+    }
+
+    #[test]
+    fn admins_sign_in_and_the_rest_are_told_why_not_without_telling_who_exists() {
+        let (db, hashes) = (Arc::new(Db::default()), Arc::new(Hashes::default()));
+        let now = datetime!(2026-11-27 12:00 UTC);
+        let sign_in = SignIn::new(db.clone(), hashes.clone(), Arc::new(FixedClock::at(now)));
+        let done = block_on(sign_in.sign_in(request("admin", "right-u-admin", "10.0.0.1"))).unwrap();
+        assert_eq!((done.user_id.as_str(), done.expires_at), ("u-admin", now + SESSION_DEFAULT));
+        let row = db.created.lock().unwrap()[0].clone();
+        assert_eq!(
+            (row.ip_address.as_deref(), row.expires_at),
+            (Some("10.0.0.1"), (now + SESSION_DEFAULT).unix_timestamp())
+        );
+        let mut remembered = request("admin", "right-u-admin", "10.0.0.1");
+        remembered.remember = true;
+        assert_eq!(block_on(sign_in.sign_in(remembered)).unwrap().expires_at, now + SESSION_REMEMBERED);
+        assert!(matches!(
+            block_on(sign_in.sign_in(request("alice", "right-u-alice", "a"))),
+            Err(SignInError::NotAdmin)
+        ));
+        assert!(matches!(
+            block_on(sign_in.sign_in(request("sso", "anything", "a"))),
+            Err(SignInError::NoLocalPassword)
+        ));
+        // Wrong password and unknown user: the same answer, the same work.
+        let before = *hashes.spent.lock().unwrap();
+        let wrong = block_on(sign_in.sign_in(request("admin", "wrong", "b"))).unwrap_err().to_string();
+        let nobody = block_on(sign_in.sign_in(request("nobody", "wrong", "b"))).unwrap_err().to_string();
+        assert_eq!(wrong, nobody);
+        assert_eq!(*hashes.spent.lock().unwrap(), before + 2);
+    }
+
+    #[test]
+    fn failures_are_limited_per_address_within_a_window() {
+        let (db, hashes) = (Arc::new(Db::default()), Arc::new(Hashes::default()));
+        let clock = Arc::new(FixedClock::at(datetime!(2026-11-27 12:00 UTC)));
+        let sign_in = SignIn::new(db, hashes, clock.clone());
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(
+                block_on(sign_in.sign_in(request("admin", "wrong", "1.2.3.4"))),
+                Err(SignInError::Invalid)
+            ));
+        }
+        // Even the right password waits now; another address does not.
+        let err = block_on(sign_in.sign_in(request("admin", "right-u-admin", "1.2.3.4"))).unwrap_err();
+        assert!(matches!(err, SignInError::TooMany { retry_after } if retry_after == 900), "{err}");
+        assert!(block_on(sign_in.sign_in(request("admin", "right-u-admin", "5.6.7.8"))).is_ok());
+        clock.set(datetime!(2026-11-27 12:15:01 UTC));
+        assert!(block_on(sign_in.sign_in(request("admin", "right-u-admin", "1.2.3.4"))).is_ok());
+    }
 }

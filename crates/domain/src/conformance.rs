@@ -72,6 +72,7 @@ pub async fn run_all(store: &dyn BackupStore, options: Options) {
     large_object(store, options).await;
     concurrent_put_same_name(store, options.atomic_create).await;
     replace_and_write_at(store).await;
+    documents(store).await;
     assert!(names(store).await.is_empty(), "the checks clean up after themselves");
 }
 
@@ -186,6 +187,19 @@ pub async fn replace_and_write_at(store: &dyn BackupStore) {
     upload.write_all(b"x").await.expect("write");
     upload.commit_replacing().await.expect("replace onto nothing");
     store.delete(&n).await.expect("delete");
+}
+
+/// Documents beside the backups: absent, written, replaced whole, never
+/// listed as backups.
+pub async fn documents(store: &dyn BackupStore) {
+    assert_eq!(store.read_meta("pins").await.expect("read"), None);
+    store.write_meta("pins", b"[\"a\"]").await.expect("write");
+    store.write_meta("history", &pattern(40_000, 7)).await.expect("write");
+    assert_eq!(store.read_meta("pins").await.expect("read").as_deref(), Some(&b"[\"a\"]"[..]));
+    store.write_meta("pins", b"[]").await.expect("replace");
+    assert_eq!(store.read_meta("pins").await.expect("read").as_deref(), Some(&b"[]"[..]));
+    assert_eq!(store.read_meta("history").await.expect("read"), Some(pattern(40_000, 7)));
+    assert!(names(store).await.is_empty(), "a document was listed as a backup");
 }
 
 #[cfg(test)]

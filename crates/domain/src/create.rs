@@ -175,6 +175,16 @@ impl Creator {
                 return Err(e);
             }
         };
+        let took = (self.clock.now() - now).whole_milliseconds().max(0) as u64;
+        let entry = crate::history::Entry {
+            filename: stored.name.to_string(),
+            kind,
+            size: stored.size,
+            duration_ms: took,
+            created_at: now,
+        };
+        // A record, not a reason to fail the backup that was made.
+        let _ = crate::history::record(self.store.as_ref(), entry).await;
         let mut replicas = Vec::with_capacity(self.replicas.len());
         for replica in &self.replicas {
             let destination = replica.describe();

@@ -17,6 +17,7 @@ pub mod detect;
 pub mod encryption;
 pub mod error;
 pub mod file;
+pub mod history;
 pub mod kind;
 pub mod listing;
 pub mod manifest;

@@ -12,7 +12,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::error::StoreError;
 use crate::name::BackupName;
-use crate::ports::{BackupStore, Download, StoredBackup, Upload};
+use crate::ports::{BackupStore, Download, StoredBackup, Upload, document_name};
 
 type Objects = Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>;
 
@@ -50,6 +50,15 @@ impl BackupStore for MemoryStore {
 
     async fn delete(&self, name: &BackupName) -> Result<(), StoreError> {
         lock(&self.objects).remove(&name.to_string()).map(|_| ()).ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    async fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(lock(&self.objects).get(&document_name(key)?).map(|d| d.to_vec()))
+    }
+
+    async fn write_meta(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        lock(&self.objects).insert(document_name(key)?, Arc::new(data.to_vec()));
+        Ok(())
     }
 }
 

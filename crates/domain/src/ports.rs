@@ -80,6 +80,20 @@ pub trait BackupStore: Send + Sync {
     /// Deletes a backup. Deleting a name that does not exist is `NotFound`.
     async fn delete(&self, name: &BackupName) -> Result<(), StoreError>;
 
+    /// A small document kept beside the backups (pins, history), by key
+    /// (lowercase letters, digits and `-`); `None` when never written.
+    async fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Replaces a document atomically: readers see the old one or the new
+    /// one whole.
+    async fn write_meta(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        let _ = (key, data);
+        Err(StoreError::Unsupported("documents beside the backups".into()))
+    }
+
     /// The backup as a local file with random access, when this store is
     /// on this machine (restore reads it in place instead of copying it);
     /// `None` for remote stores. `NotFound` as [`BackupStore::open`].
@@ -87,6 +101,16 @@ pub trait BackupStore: Send + Sync {
         let _ = name;
         Ok(None)
     }
+}
+
+/// The file or object name of a document beside the backups:
+/// `framerr-backup.<key>.json`, which no backup name can be. Keys are
+/// lowercase letters, digits and `-`.
+pub fn document_name(key: &str) -> Result<String, StoreError> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(StoreError::Other(format!("bad document name {key:?}")));
+    }
+    Ok(format!("framerr-backup.{key}.json"))
 }
 
 /// Local scratch space for backups that must be read with random access

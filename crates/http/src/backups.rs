@@ -109,3 +109,8 @@ pub(crate) async fn remove(
 pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "inProgress": state.backups.creator.busy.is_busy() }))
 }
+
+/// The size and duration of the backups this server made, oldest first.
+pub(crate) async fn history(State(state): State<AppState>) -> Json<Vec<backup_domain::history::Entry>> {
+    Json(backup_domain::history::read(state.backups.creator.store.as_ref()).await)
+}

@@ -110,6 +110,9 @@ impl From<RestoreError> for ApiError {
             RestoreError::NotFound(_) => ApiError::not_found("Backup not found"),
             RestoreError::SetupClosed => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
             RestoreError::Open(OpenError::WrongPassword) => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            RestoreError::Open(OpenError::PasswordRequired) => {
+                ApiError::bad_request(e.to_string()).with(serde_json::json!({ "passwordRequired": true }))
+            }
             RestoreError::Open(OpenError::Io(_)) => ApiError::internal("Reading the backup", e),
             RestoreError::Stage(StageError::Io { full: true, .. }) => ApiError::full("Restore", e),
             RestoreError::Stage(StageError::Io { .. }) => ApiError::internal("Restore", e),

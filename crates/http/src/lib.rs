@@ -6,6 +6,7 @@
 //! `backup-domain` (built by `backup-app`); this crate parses requests,
 //! renders responses, and alone maps errors to HTTP statuses (`error.rs`).
 
+mod account;
 mod auth;
 mod backups;
 mod encryption;
@@ -13,6 +14,7 @@ mod error;
 mod events;
 mod guard;
 mod health;
+mod page;
 mod restore;
 mod schedule;
 mod setup;
@@ -26,7 +28,7 @@ use axum::routing::{delete, get, post};
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
-use backup_domain::auth::Sessions;
+use backup_domain::auth::{Sessions, SignIn};
 use backup_domain::ports::{Progress, ProgressEvent, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::{BackupEncryption, Restorer};
@@ -52,6 +54,18 @@ pub struct AppState {
     pub bearer_token: Option<Arc<Zeroizing<String>>>,
     pub upload_limit: u64,
     pub setup: SetupRestores,
+    /// Signing in with a Framerr admin account.
+    pub sign_in: SignIn,
+    /// Where the instance is, told (during setup only) to a newcomer whose
+    /// server finds no database.
+    pub paths: InstancePaths,
+}
+
+/// Where the server looks for Framerr's files.
+#[derive(Debug, Clone, Default)]
+pub struct InstancePaths {
+    pub database: String,
+    pub data_dir: String,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events::events))
         .route("/health", get(health::health))
         .route("/restore", post(restore::restore_running))
+        .route("/restore/upload", post(restore::restore_upload).layer(DefaultBodyLimit::disable()))
+        .route("/inspect/{filename}", get(restore::inspect).post(restore::inspect_encrypted))
+        .route("/history", get(backups::history))
         .route("/{filename}", delete(backups::remove))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
     let setup = Router::new()
@@ -104,9 +121,16 @@ pub fn router(state: AppState) -> Router {
         .route("/restore", post(setup::restore).layer(DefaultBodyLimit::disable()))
         .route("/restore/decrypt", post(setup::decrypt))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), setup::gate));
+    let account = Router::new()
+        .route("/login", post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/setup/status", get(setup::status));
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{file}", get(page::asset))
         .nest("/api/backup", backup)
         .nest("/api/auth/setup", setup)
+        .nest("/api/auth", account)
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
         // JSON bodies are small: nothing unauthenticated can make the

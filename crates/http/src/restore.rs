@@ -5,9 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use axum::extract::{Multipart, Path};
 use backup_domain::encryption::KeyStoreOutcome;
+
+use backup_domain::name::BackupFormat;
 use backup_domain::restore::{RestoreLimits, RestoreRequest, RestoreSummary, SafetyBackup, Source};
-use backup_domain::{BackupName, Password};
+use backup_domain::timefmt::to_iso_millis;
+use backup_domain::{BackupName, Password, VerifyReport};
 
 use crate::{ApiError, ApiResult, AppState};
 
@@ -73,9 +77,75 @@ pub(crate) async fn restore_running(
         only_without_users: false,
     };
     let summary = run(&state, request).await?;
+    Ok(restored(&summary))
+}
+
+fn restored(summary: &RestoreSummary) -> Json<Value> {
     let mut body = json!({ "success": true, "message": "Backup restored; everyone signs in again" });
-    if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), summary_json(&summary)) {
+    if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), summary_json(summary)) {
         map.extend(extra);
     }
-    Ok(Json(body))
+    Json(body)
+}
+
+/// Restores an uploaded backup (multipart: `password` first when the file
+/// is encrypted, then `backup`), on a running instance.
+pub(crate) async fn restore_upload(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Json<Value>> {
+    let (file, password) = crate::upload::receive_with_password(&state, multipart).await?;
+    let request = RestoreRequest {
+        source: Source::File(file),
+        password,
+        limits: RestoreLimits::default(),
+        only_without_users: false,
+    };
+    let summary = run(&state, request).await?;
+    Ok(restored(&summary))
+}
+
+/// What a stored backup holds, read without restoring it: every check
+/// restore makes, plus counts a person recognises.
+fn inspection(name: &BackupName, report: &VerifyReport) -> Value {
+    let counts: serde_json::Map<String, Value> =
+        report.counts.iter().map(|(label, n)| (label.clone(), Value::from(*n))).collect();
+    json!({
+        "filename": name.to_string(),
+        "encrypted": report.format == BackupFormat::Encrypted,
+        "type": report.manifest.kind,
+        "createdAt": to_iso_millis(report.manifest.created_at),
+        "generator": report.manifest.generator,
+        "userVersion": report.user_version,
+        "liveVersion": report.live_version,
+        "counts": counts,
+        "checksumsVerified": report.checksums_verified,
+    })
+}
+
+async fn inspect_with(state: &AppState, filename: &str, password: Option<Password>) -> ApiResult<Json<Value>> {
+    let name = BackupName::parse(filename).map_err(|_| ApiError::not_found("Backup not found"))?;
+    let restorer = state.restorer.clone();
+    let source = Source::Stored(name.clone());
+    let report = tokio::spawn(async move { restorer.verify(source, password.as_ref()).await })
+        .await
+        .map_err(|e| ApiError::internal("Inspecting the backup", e))??;
+    Ok(Json(inspection(&name, &report)))
+}
+
+/// `GET /inspect/NAME`: a plain backup.
+pub(crate) async fn inspect(State(state): State<AppState>, Path(filename): Path<String>) -> ApiResult<Json<Value>> {
+    inspect_with(&state, &filename, None).await
+}
+
+/// `POST /inspect/NAME` with `{"password"}`: an encrypted one.
+pub(crate) async fn inspect_encrypted(
+    State(state): State<AppState>,
+    Path(filename): Path<String>,
+    body: Option<Json<Value>>,
+) -> ApiResult<Json<Value>> {
+    let password = body
+        .as_ref()
+        .and_then(|Json(v)| v.get("password"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .map(Password::new);
+    inspect_with(&state, &filename, password).await
 }

@@ -22,7 +22,12 @@ pub(crate) async fn put_schedule(State(state): State<AppState>, body: Option<Jso
         return Err(ApiError::bad_request("enabled is required and must be true or false"));
     };
     let current = state.backups.schedule().await.map_err(|e| ApiError::internal("Reading the schedule", e))?;
-    let updated = current.apply(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let updated = current.apply(&body).map_err(|e| {
+        // Each field's rule, for a form to show beside the field.
+        let fields: serde_json::Map<String, Value> =
+            e.0.iter().map(|f| (f.field.to_owned(), Value::from(f.message))).collect();
+        ApiError::bad_request(e.to_string()).with(json!({ "fields": fields }))
+    })?;
     state.backups.creator.db.save_schedule(&updated).await.map_err(|e| ApiError::internal("Saving the schedule", e))?;
     // Takes effect at once.
     state.schedule_changed.notify_one();

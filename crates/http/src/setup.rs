@@ -202,3 +202,16 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
         Err(e) => Err(e),
     }
 }
+
+/// Whether setup is open, and, only while it is, where the server looks
+/// for Framerr's database (a newcomer's first question).
+pub(crate) async fn status(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let found = !matches!(state.restorer.creator.db.state().await, backup_domain::ports::LiveDatabase::Absent);
+    let open = !state.sessions.any_user().await.unwrap_or(true);
+    let mut body = json!({ "setupOpen": open, "databaseFound": found });
+    if open {
+        body["databasePath"] = json!(state.paths.database);
+        body["dataDir"] = json!(state.paths.data_dir);
+    }
+    Ok(Json(body))
+}

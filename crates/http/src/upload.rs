@@ -12,6 +12,7 @@ use futures::{Stream, TryStreamExt};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::io::StreamReader;
 
+use backup_domain::Password;
 use backup_domain::file::BackupFile;
 
 use crate::{ApiError, ApiResult, AppState};
@@ -59,10 +60,28 @@ where
 }
 
 /// Streams the multipart field `backup` into scratch space.
-pub(crate) async fn receive(state: &AppState, mut multipart: Multipart) -> ApiResult<Arc<dyn BackupFile>> {
+pub(crate) async fn receive(state: &AppState, multipart: Multipart) -> ApiResult<Arc<dyn BackupFile>> {
+    receive_with_password(state, multipart).await.map(|(file, _)| file)
+}
+
+/// The same, with an optional text field `password` sent before the file.
+pub(crate) async fn receive_with_password(
+    state: &AppState,
+    mut multipart: Multipart,
+) -> ApiResult<(Arc<dyn BackupFile>, Option<Password>)> {
+    let mut password = None;
     while let Some(field) =
         multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("Invalid upload: {e}")))?
     {
+        if field.name() == Some("password") {
+            let bytes = field.bytes().await.map_err(|e| ApiError::bad_request(format!("Invalid upload: {e}")))?;
+            if bytes.len() > 4096 {
+                return Err(ApiError::bad_request("password is too long"));
+            }
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("password is not text"))?;
+            password = (!text.is_empty()).then(|| Password::new(text));
+            continue;
+        }
         if field.name() != Some("backup") {
             continue;
         }
@@ -73,7 +92,7 @@ pub(crate) async fn receive(state: &AppState, mut multipart: Multipart) -> ApiRe
         let kept = state.scratch.keep(&mut reader).await;
         let why = *stopped.lock().unwrap_or_else(|p| p.into_inner());
         return match (kept, why) {
-            (Ok(file), _) => Ok(file),
+            (Ok(file), _) => Ok((file, password)),
             (Err(_), Some(Stopped::TooLarge)) => Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Backup is larger than the {}-byte upload limit", state.upload_limit),

@@ -15,12 +15,14 @@ use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use backup_domain::auth::SessionUser;
+use backup_domain::auth::{Account, SignIn};
 use backup_domain::memory::MemoryStore;
 use backup_domain::ports::BackupStore;
 use backup_domain::scheduler::ScheduledBackups;
-use backup_domain::testkit::restore::{Accounts, MemoryKeyStore, NoScratch, Vault, World, restorer};
+use backup_domain::testkit::FixedClock;
+use backup_domain::testkit::restore::{Accounts, FakeCredentials, MemoryKeyStore, NoScratch, Vault, World, restorer};
 use backup_domain::{BackupEncryption, BackupName, Zone};
-use backup_http::{AppState, SetupRestores, router};
+use backup_http::{AppState, InstancePaths, SetupRestores, router};
 
 const TOKEN: &str = "bearer-for-tests";
 
@@ -49,7 +51,29 @@ fn harness() -> Harness {
         bearer_token: Some(Arc::new(Zeroizing::new(TOKEN.to_owned()))),
         upload_limit: 1 << 20,
         setup: SetupRestores::default(),
+        sign_in: SignIn::new(
+            Arc::new(Accounts(world.clone())),
+            Arc::new(FakeCredentials::default()),
+            Arc::new(FixedClock::at(time::macros::datetime!(2026-11-27 12:00 UTC))),
+        ),
+        paths: InstancePaths { database: "/data/framerr.db".into(), data_dir: "/data".into() },
     };
+    world.accounts.lock().unwrap().extend([
+        Account {
+            id: "u-admin".into(),
+            username: "admin".into(),
+            password_hash: Some("hash:right password".into()),
+            has_local_password: true,
+            is_admin: true,
+        },
+        Account {
+            id: "u-alice".into(),
+            username: "alice".into(),
+            password_hash: Some("hash:alice's".into()),
+            has_local_password: true,
+            is_admin: false,
+        },
+    ]);
     Harness { world, store, state }
 }
 
@@ -454,4 +478,83 @@ async fn an_event_stream_ends_when_its_session_does() {
     })
     .await;
     assert_eq!(ended, Ok(true), "the stream outlived its session");
+}
+
+#[tokio::test]
+async fn sign_in_creates_a_session_cookie_and_sign_out_ends_it() {
+    let h = harness();
+    let login = |body: Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/login")
+            .header("X-Framerr-Client", "1")
+            .header("X-Forwarded-Proto", "https")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (s, _, body) = raw(&h.state, login(json!({"username": "admin", "password": "wrong"}))).await;
+    assert_eq!((s, body), (StatusCode::UNAUTHORIZED, json!({"error": "Invalid username or password"})));
+    let (s, _, body) = raw(&h.state, login(json!({"username": "alice", "password": "alice's"}))).await;
+    assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Admin access required"})));
+    let response = router(h.state.clone())
+        .oneshot(login(json!({"username": "Admin", "password": "right password", "rememberMe": true})))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("sessionId=token-") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert!(cookie.contains("Secure") && cookie.contains(&format!("Max-Age={}", 30 * 86_400)), "{cookie}");
+    let token = cookie.trim_start_matches("sessionId=").split(';').next().unwrap().to_owned();
+    let with_cookie = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, format!("sessionId={token}"))
+            .header("X-Framerr-Client", "1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(raw(&h.state, with_cookie(Method::GET, "/api/backup/status")).await.0, StatusCode::OK);
+    let (s, headers, _) = raw(&h.state, with_cookie(Method::POST, "/api/auth/logout")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(raw(&h.state, with_cookie(Method::GET, "/api/backup/status")).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn inspect_history_and_setup_status() {
+    let h = harness();
+    let admin = || Who::Cookie("admin-live");
+    let name = "framerr-manual-2026-01-01T00-00-00.framerr-backup";
+    seed(&h.store, name).await;
+    let (s, body) = call(&h.state, Method::GET, &format!("/api/backup/inspect/{name}"), admin(), None).await;
+    assert_eq!((s, body["passwordRequired"].clone()), (StatusCode::BAD_REQUEST, json!(true)), "{body}");
+    let (s, body) = call(
+        &h.state,
+        Method::POST,
+        &format!("/api/backup/inspect/{name}"),
+        admin(),
+        Some(json!({"password": "right password"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["counts"], json!({"users": 2, "dashboards": 2, "integrations": 2, "icons": 2}));
+    assert_eq!((body["encrypted"].clone(), body["userVersion"].clone()), (json!(true), json!(48)));
+    // Nothing was restored by looking.
+    assert!(!h.world.log.all().iter().any(|l| l.starts_with("commit")));
+    call(&h.state, Method::POST, "/api/backup/create", admin(), None).await;
+    let (s, body) = call(&h.state, Method::GET, "/api/backup/history", admin(), None).await;
+    assert_eq!((s, body.as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{body}");
+    assert_eq!(body[0]["type"], "manual");
+    // Setup status: paths only while setup is open.
+    let (s, body) = call(&h.state, Method::GET, "/api/auth/setup/status", Who::Nobody, None).await;
+    assert_eq!(
+        (s, body["setupOpen"].clone(), body["databaseFound"].clone()),
+        (StatusCode::OK, json!(true), json!(true))
+    );
+    assert_eq!(body["databasePath"], "/data/framerr.db");
+    *h.world.users.lock().unwrap() = vec![true];
+    let (_, body) = call(&h.state, Method::GET, "/api/auth/setup/status", Who::Nobody, None).await;
+    assert_eq!(body, json!({"setupOpen": false, "databaseFound": true}));
 }

@@ -49,7 +49,7 @@ pub(crate) async fn tables(conn: &mut SqliteConnection) -> Result<Vec<String>, s
 
 #[async_trait]
 impl DatabaseFiles for SqliteFiles {
-    async fn check(&self, path: &Path) -> Result<DatabaseFacts, DbError> {
+    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError> {
         let mut conn = open_untrusted(path).await?;
         let err = |e| map_err(path, e);
         let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&mut conn).await.map_err(err)?;
@@ -60,8 +60,17 @@ impl DatabaseFiles for SqliteFiles {
         }
         let user_version = sqlx::query("PRAGMA user_version").fetch_one(&mut conn).await.map_err(err)?.get(0);
         let tables = tables(&mut conn).await.map_err(err)?;
+        let mut counts = Vec::new();
+        for table in count.iter().filter(|t| tables.iter().any(|have| have == *t)) {
+            let n: i64 = sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {}", ident(table))))
+                .fetch_one(&mut conn)
+                .await
+                .map_err(err)?
+                .get(0);
+            counts.push(((*table).to_owned(), n));
+        }
         conn.close().await.map_err(err)?;
-        Ok(DatabaseFacts { user_version, tables })
+        Ok(DatabaseFacts { user_version, tables, counts })
     }
 
     async fn post_restore(&self, path: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {

@@ -270,6 +270,83 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         }))
     }
 
+    async fn account(&self, username: &str) -> Result<Option<backup_domain::auth::Account>, DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        let err = |e| map_err(&path, e);
+        if !table_exists(&mut conn, "users").await.map_err(err)? {
+            return Ok(None);
+        }
+        let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('users')")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // Older schemas have no has_local_password: every user had one.
+        let local = if columns.iter().any(|c| c == "has_local_password") { "has_local_password" } else { "1" };
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, username, password, {local}, group_id FROM users WHERE lower(username) = lower(?) LIMIT 1"
+        )))
+        .bind(username)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(err)?;
+        let _ = conn.close().await;
+        Ok(row.map(|r| backup_domain::auth::Account {
+            id: r.try_get(0).unwrap_or_default(),
+            username: r.try_get(1).unwrap_or_default(),
+            password_hash: r.try_get::<Option<String>, _>(2).ok().flatten().filter(|h| !h.is_empty()),
+            has_local_password: r.try_get::<Option<i64>, _>(3).ok().flatten().unwrap_or(1) != 0,
+            is_admin: r.try_get::<String, _>(4).is_ok_and(|g| g == "admin"),
+        }))
+    }
+
+    async fn create_session(&self, session: &backup_domain::auth::NewSession) -> Result<(), DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        sqlx::query(
+            "INSERT INTO sessions (token, user_id, ip_address, user_agent, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.token)
+        .bind(&session.user_id)
+        .bind(&session.ip_address)
+        .bind(&session.user_agent)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&mut conn)
+        .await
+        .map_err(|e| map_err(&path, e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token: &str) -> Result<(), DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        sqlx::query("DELETE FROM sessions WHERE token = ?")
+            .bind(token)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| map_err(&path, e))?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
+    async fn session_timeout_ms(&self) -> Result<Option<i64>, DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        let row = sqlx::query("SELECT value FROM system_config WHERE key = 'auth'")
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| map_err(&path, e))?;
+        let _ = conn.close().await;
+        let value: Option<serde_json::Value> =
+            row.and_then(|r| r.try_get::<String, _>(0).ok()).and_then(|t| serde_json::from_str(&t).ok());
+        Ok(value.and_then(|v| v.pointer("/session/timeout").and_then(serde_json::Value::as_i64)))
+    }
+
     async fn any_user(&self) -> Result<bool, DbError> {
         if !self.path.exists() {
             return Ok(false);

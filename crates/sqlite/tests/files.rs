@@ -125,12 +125,13 @@ async fn post_restore_stops_at_its_deadline() {
 async fn check_reports_version_and_tables_and_refuses_damage() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
-    let facts = SqliteFiles.check(&db).await.unwrap();
+    let facts = SqliteFiles.check(&db, &["users", "no_such_table"]).await.unwrap();
     assert_eq!(facts.user_version, 48);
+    assert_eq!(facts.counts, [("users".to_owned(), 4)]);
     assert!(facts.tables.contains(&"users".to_owned()) && facts.tables.contains(&"system_config".to_owned()));
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
-    assert!(SqliteFiles.check(&garbage).await.is_err());
+    assert!(SqliteFiles.check(&garbage, &[]).await.is_err());
     // A checked file leaves no -wal or -shm behind.
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

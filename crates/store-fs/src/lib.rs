@@ -113,6 +113,28 @@ impl BackupStore for FsStore {
         Ok(Download { size, reader: Box::new(reader) })
     }
 
+    async fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.dir.join(backup_domain::ports::document_name(key)?);
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(map_io(&path, e)),
+        }
+    }
+
+    async fn write_meta(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        let path = self.dir.join(backup_domain::ports::document_name(key)?);
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| map_io(&self.dir, e))?;
+        let temp = TempPath::new(&self.dir, UPLOAD_PREFIX, "meta").map_err(|e| map_io(&self.dir, e))?;
+        let mut file = tokio::fs::File::create_new(temp.path()).await.map_err(|e| map_io(temp.path(), e))?;
+        file.write_all(data).await.map_err(|e| map_io(temp.path(), e))?;
+        file.sync_all().await.map_err(|e| map_io(temp.path(), e))?;
+        tokio::fs::rename(temp.path(), &path).await.map_err(|e| map_io(&path, e))?;
+        let _ = temp.keep();
+        sync_dir(&self.dir).await;
+        Ok(())
+    }
+
     async fn open_file(&self, name: &BackupName) -> Result<Option<Arc<dyn BackupFile>>, StoreError> {
         let file = self.open_regular(name).await?;
         let path = self.path_of(name);

@@ -234,6 +234,32 @@ impl BackupStore for S3Store {
         self.store.head(&key).await.map_err(|e| map_err(&name.to_string(), e))?;
         self.store.delete(&key).await.map_err(|e| map_err(&name.to_string(), e))
     }
+
+    async fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let object = self.key(&backup_domain::ports::document_name(key)?);
+        match self.store.get(&object).await {
+            Ok(result) => {
+                // Documents are small; a large one is not ours.
+                if result.meta.size > 16 << 20 {
+                    return Err(StoreError::Other(format!("{object} is too large for a document")));
+                }
+                let bytes = result.bytes().await.map_err(|e| map_err(object.as_ref(), e))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(map_err(object.as_ref(), e)),
+        }
+    }
+
+    /// A single PUT: S3 replaces an object atomically.
+    async fn write_meta(&self, key: &str, data: &[u8]) -> Result<(), StoreError> {
+        let object = self.key(&backup_domain::ports::document_name(key)?);
+        self.store
+            .put(&object, PutPayload::from(data.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(object.as_ref(), e))
+    }
 }
 
 /// Unix seconds a day ago.

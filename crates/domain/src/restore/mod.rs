@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use policy::{
-    DeclaredEntry, EntryTarget, HostileArchive, NotFramerr, REQUIRED_TABLES, RestoreLimits, TooNew, check_entries,
-    check_tables, check_version, classify,
+    DeclaredEntry, EntryTarget, HostileArchive, NotFramerr, REQUIRED_TABLES, RestoreLimits, SUMMARY_TABLES, TooNew,
+    check_entries, check_tables, check_version, classify,
 };
 pub use ports::{
     ArchiveEntries, Authenticity, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles, NoTag,
@@ -111,6 +111,8 @@ pub struct VerifyReport {
     /// The live database's version it was checked against, when there is a
     /// readable one.
     pub live_version: Option<i64>,
+    /// What it holds: (label, rows) for [`SUMMARY_TABLES`] that exist.
+    pub counts: Vec<(String, i64)>,
 }
 
 /// Why a restore (or verify) did not happen. In every case the live
@@ -182,7 +184,7 @@ impl Restorer {
         let live = self.creator.db.state().await;
         let prepared = async {
             let staged = self.instance.stage(opened.entries, request.limits).await?;
-            self.check_database(staged.as_ref(), &live).await?;
+            self.check_database(staged.as_ref(), &live, &[]).await?;
             let post = self.post_restore(staged.as_ref(), request.password.as_ref()).await?;
             Ok::<_, RestoreError>((staged, post))
         }
@@ -219,19 +221,27 @@ impl Restorer {
         let live = self.creator.db.state().await;
         let checked = async {
             let staged = self.instance.stage_for_check(opened.entries, RestoreLimits::default()).await?;
-            let facts = self.check_database(staged.as_ref(), &live).await?;
+            let tables: Vec<&str> = SUMMARY_TABLES.iter().map(|(_, t)| *t).collect();
+            let facts = self.check_database(staged.as_ref(), &live, &tables).await?;
             Ok::<_, RestoreError>((staged, facts))
         }
         .await;
         let (staged, facts) = authentic(checked, opened.authenticity).await?;
         let manifest = staged.manifest().clone();
         let checksums_verified = manifest.entries.as_ref().map_or(0, Vec::len);
+        let counts = SUMMARY_TABLES
+            .iter()
+            .filter_map(|(label, table)| {
+                facts.counts.iter().find(|(t, _)| t == table).map(|(_, n)| ((*label).to_owned(), *n))
+            })
+            .collect();
         Ok(VerifyReport {
             format: opened.format,
             manifest,
             checksums_verified,
             user_version: facts.user_version,
             live_version: live.user_version(),
+            counts,
         })
     }
 
@@ -272,8 +282,13 @@ impl Restorer {
         Err(failure.map_or_else(|| RestoreError::NotFound(name.to_string()), RestoreError::Store))
     }
 
-    async fn check_database(&self, staged: &dyn Staged, live: &LiveDatabase) -> Result<DatabaseFacts, RestoreError> {
-        let facts = self.db_files.check(staged.database()).await.map_err(|e| match e {
+    async fn check_database(
+        &self,
+        staged: &dyn Staged,
+        live: &LiveDatabase,
+        count: &[&str],
+    ) -> Result<DatabaseFacts, RestoreError> {
+        let facts = self.db_files.check(staged.database(), count).await.map_err(|e| match e {
             DbError::Other(_) => RestoreError::Database(e),
             e => RestoreError::BadDatabase(e.to_string()),
         })?;

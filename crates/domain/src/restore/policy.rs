@@ -179,6 +179,14 @@ pub fn check_version(backup: i64, running: Option<i64>) -> Result<(), TooNew> {
     }
 }
 
+/// What a backup holds, shown before a restore: (label, table).
+pub const SUMMARY_TABLES: [(&str, &str); 4] = [
+    ("users", "users"),
+    ("dashboards", "dashboards"),
+    ("integrations", "integration_instances"),
+    ("icons", "custom_icons"),
+];
+
 /// Tables every Framerr database has: without them a file is not a Framerr
 /// database, whatever else it holds.
 pub const REQUIRED_TABLES: [&str; 2] = ["users", "system_config"];

@@ -186,6 +186,8 @@ pub trait InstanceFiles: Send + Sync {
 pub struct DatabaseFacts {
     pub user_version: i64,
     pub tables: Vec<String>,
+    /// Rows of the tables asked for that exist.
+    pub counts: Vec<(String, i64)>,
 }
 
 /// The rules post-restore applies to a staged database (spec sections 5
@@ -226,9 +228,10 @@ pub struct PostRestoreReport {
 /// backup.
 #[async_trait]
 pub trait DatabaseFiles: Send + Sync {
-    /// `integrity_check`, `user_version` and the tables. An error means the
-    /// file is no usable database.
-    async fn check(&self, path: &Path) -> Result<DatabaseFacts, DbError>;
+    /// `integrity_check`, `user_version`, the tables, and the rows of the
+    /// tables in `count` (those that exist). An error means the file is no
+    /// usable database.
+    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError>;
     /// Post-restore on a staged copy, in one transaction. Triggers the
     /// staged database carries do not run (they are set aside and put back
     /// unchanged), and the work stops at the plan's deadline.

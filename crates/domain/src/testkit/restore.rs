@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use time::macros::datetime;
 
-use crate::auth::{SessionUser, Sessions};
+use crate::auth::{Account, Credentials, NewSession, SessionUser, Sessions};
 use crate::busy::BusyFlag;
 use crate::create::Creator;
 use crate::encryption::{KeyStoreRow, KeyVault, NoEnvelope, VaultError};
@@ -52,6 +52,8 @@ pub struct World {
     /// Live sessions: token, user.
     pub sessions: Mutex<Vec<(String, SessionUser)>>,
     pub schedule: Mutex<Option<Schedule>>,
+    /// Accounts sign-in finds; their password is the hash without "hash:".
+    pub accounts: Mutex<Vec<Account>>,
     pub busy: BusyFlag,
     pub lock: Arc<ProcessLock>,
 }
@@ -67,6 +69,7 @@ impl World {
             users: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             schedule: Mutex::new(None),
+            accounts: Mutex::new(Vec::new()),
             busy: BusyFlag::default(),
             lock: Arc::default(),
         })
@@ -217,9 +220,10 @@ pub struct DbFiles(pub Arc<World>);
 
 #[async_trait]
 impl DatabaseFiles for DbFiles {
-    async fn check(&self, path: &Path) -> Result<DatabaseFacts, DbError> {
+    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError> {
         self.0.log.push(format!("check {}", path.display()));
-        Ok(DatabaseFacts { user_version: self.0.staged_version, tables: self.0.tables.clone() })
+        let counts = count.iter().map(|t| ((*t).to_owned(), 2)).collect();
+        Ok(DatabaseFacts { user_version: self.0.staged_version, tables: self.0.tables.clone(), counts })
     }
     async fn post_restore(&self, _: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {
         self.0.log.push("post-restore");
@@ -283,6 +287,19 @@ impl Sessions for Accounts {
         self.0.log.push("any user?");
         Ok(if answers.is_empty() { false } else { answers.remove(0) })
     }
+    async fn account(&self, username: &str) -> Result<Option<Account>, DbError> {
+        Ok(self.0.accounts.lock().unwrap().iter().find(|a| a.username.eq_ignore_ascii_case(username)).cloned())
+    }
+    async fn create_session(&self, session: &NewSession) -> Result<(), DbError> {
+        let admin = self.0.accounts.lock().unwrap().iter().any(|a| a.id == session.user_id && a.is_admin);
+        let user = SessionUser { user_id: session.user_id.clone(), is_admin: admin };
+        self.0.sessions.lock().unwrap().push((session.token.clone(), user));
+        Ok(())
+    }
+    async fn delete_session(&self, token: &str) -> Result<(), DbError> {
+        self.0.sessions.lock().unwrap().retain(|(t, _)| t != token);
+        Ok(())
+    }
 }
 
 pub struct NoScratch;
@@ -343,5 +360,22 @@ impl crate::encryption::KeyStore for MemoryKeyStore {
     async fn delete(&self) -> Result<(), DbError> {
         *self.0.lock().unwrap() = None;
         Ok(())
+    }
+}
+
+/// Hashes are "hash:<password>"; tokens count up.
+#[derive(Default)]
+pub struct FakeCredentials(Mutex<u32>);
+
+#[async_trait]
+impl Credentials for FakeCredentials {
+    async fn verify(&self, password: &Password, hash: &str) -> bool {
+        hash == format!("hash:{}", password.expose())
+    }
+    async fn spend(&self, _: &Password) {}
+    fn new_token(&self) -> String {
+        let mut n = self.0.lock().unwrap();
+        *n += 1;
+        format!("token-{n}")
     }
 }

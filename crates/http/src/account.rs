@@ -1,0 +1,108 @@
+//! Signing in with a Framerr admin account (Framerr's `POST
+//! /api/auth/login`: a bcrypt password, a `sessions` row, the `sessionId`
+//! cookie), and signing out.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::header::{COOKIE, SET_COOKIE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use backup_domain::Password;
+use backup_domain::auth::{SignInError, SignInRequest};
+
+use crate::{ApiError, ApiResult, AppState};
+
+/// The address failures are counted for: the peer's, or, behind a local
+/// reverse proxy (a loopback peer), the client address it reports.
+fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+    let Some(peer) = peer else { return "unknown".into() };
+    if peer.ip().is_loopback()
+        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
+        && let Some(last) = forwarded.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty())
+    {
+        return last.to_owned();
+    }
+    peer.ip().to_string()
+}
+
+/// `Secure` when the request came over https, directly or through a proxy.
+fn over_https(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+fn cookie(token: &str, max_age: i64, secure: bool) -> Result<HeaderValue, ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("sessionId={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"))
+        .map_err(|e| ApiError::internal("Signing in", e))
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> ApiResult<Response> {
+    let body = body.map(|Json(v)| v).unwrap_or_default();
+    let text = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (username, password) = (text("username"), text("password"));
+    if username.is_empty() || password.is_empty() {
+        return Err(ApiError::bad_request("Username and password are required"));
+    }
+    let request = SignInRequest {
+        username,
+        password: Password::new(password),
+        remember: body.get("rememberMe").and_then(Value::as_bool).unwrap_or(false),
+        client: client_address(peer.map(|Extension(ConnectInfo(a))| a), &headers),
+        user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
+    };
+    let signed = state.sign_in.sign_in(request).await.map_err(|e| match e {
+        SignInError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+        SignInError::NotAdmin => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
+        SignInError::NoLocalPassword => ApiError::bad_request(e.to_string()),
+        SignInError::TooMany { retry_after } => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).with(json!({ "retryAfter": retry_after }))
+        }
+        other => ApiError::internal("Signing in", other),
+    })?;
+    let now = state.sign_in.clock.now();
+    let max_age = signed.max_age(now).whole_seconds().max(0);
+    let mut response =
+        Json(json!({ "success": true, "user": { "id": signed.user_id, "username": signed.username } })).into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie(&signed.token, max_age, over_https(&headers))?);
+    Ok(response)
+}
+
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let session = headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|header| {
+        header.split(';').find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == "sessionId" && !value.is_empty()).then(|| value.to_owned())
+        })
+    });
+    if let Some(token) = session {
+        state.sign_in.sign_out(&token).await.map_err(|e| ApiError::internal("Signing out", e))?;
+    }
+    let mut response = Json(json!({ "success": true })).into_response();
+    response.headers_mut().insert(SET_COOKIE, cookie("", 0, over_https(&headers))?);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_proxy_reports_the_client_others_cannot() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 10.0.0.7"));
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "192.168.1.9:5000".parse().unwrap();
+        assert_eq!(client_address(Some(local), &headers), "10.0.0.7");
+        assert_eq!(client_address(Some(remote), &headers), "192.168.1.9");
+        assert_eq!(client_address(None, &headers), "unknown");
+    }
+}
