@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -22,6 +22,7 @@ struct Options {
     shell: bool,
     load: bool,
     s3: bool,
+    soak: Option<f64>,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -38,20 +39,31 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false, s3: false };
+    let mut o =
+        Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false, s3: false, soak: None };
+    let mut size_given = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
         match a.as_str() {
-            "--size" => o.size = parse_size(&value()?)?,
+            "--size" => {
+                o.size = parse_size(&value()?)?;
+                size_given = true;
+            }
             "--runs" => o.runs = value()?.parse().map_err(|_| "bad --runs")?,
             "--threads" => o.threads = Some(value()?.parse().map_err(|_| "bad --threads")?),
             "--keep" => o.keep = Some(PathBuf::from(value()?)),
             "--no-shell" => o.shell = false,
             "--load" => o.load = true,
             "--s3" => o.s3 = true,
+            "--soak" => o.soak = Some(o.soak.unwrap_or(10.0)),
+            "--minutes" => o.soak = Some(value()?.parse().map_err(|_| "bad --minutes")?),
             other => return Err(format!("unknown option {other}")),
         }
+    }
+    // A soak makes many backups: a smaller instance unless one is asked for.
+    if o.soak.is_some() && !size_given {
+        o.size = 128 << 20;
     }
     Ok(o)
 }
@@ -106,7 +118,8 @@ fn build_instance(dir: &Path, size: u64) -> Result {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if db.exists() && std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) >= size * 9 / 10 && has_users() {
+    let len = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    if db.exists() && len >= size * 9 / 10 && len <= size * 3 / 2 && has_users() {
         eprintln!("reusing {}", db.display());
         return Ok(());
     }
@@ -185,6 +198,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     if o.s3 {
         return s3(&bin, &data, &dir, o.runs);
+    }
+    if let Some(minutes) = o.soak {
+        return crate::soak::run(&bin, &data, minutes);
     }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();

@@ -8,6 +8,7 @@
 mod bench;
 mod fuzz;
 mod load;
+mod soak;
 mod tools;
 
 use std::process::{Command, ExitCode};

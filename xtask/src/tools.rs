@@ -31,8 +31,9 @@ impl Tools {
     }
 }
 
-/// Debian packages the tests run: nginx, Chromium.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("nginx", "/usr/sbin/nginx"), ("chromium", "/usr/bin/chromium")];
+/// Debian packages the tests and benchmarks run: nginx, Chromium, faketime.
+const DEBIAN_PACKAGES: &[(&str, &str)] =
+    &[("nginx", "/usr/sbin/nginx"), ("chromium", "/usr/bin/chromium"), ("faketime", "/usr/bin/faketime")];
 /// Drives Debian's Chromium (no browser download); checked with Chromium 156.
 const NODE_PACKAGES: &[&str] = &["playwright-core@1.64.1"];
 

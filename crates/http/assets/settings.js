@@ -261,7 +261,7 @@ function chartFigure(caption, points, formatV, what) {
   return [figure, () => lineChart({ title: caption, summary, points: sorted, formatV, width: figure.clientWidth })];
 }
 
-const seconds = (v) => (v < 10 ? `${Math.round(v * 10) / 10} s` : `${Math.round(v)} s`);
+const seconds = (v) => (v === 0 ? '0 s' : v < 1 ? `${Math.round(v * 1000)} ms` : v < 10 ? `${Math.round(v * 10) / 10} s` : `${Math.round(v)} s`);
 
 function drawCharts() {
   const box = $('charts');
