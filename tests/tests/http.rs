@@ -647,3 +647,52 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
     assert!(opened > 0, "no slow connection could be opened");
     assert_eq!(closed, opened, "slow clients kept their connections: {closed} of {opened} closed");
 }
+
+/// Readers (the page's health and schedule polls, a scraper) keep getting
+/// answers while restores swap the database underneath them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_during_restores_never_fail() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let server = serve(&inst, &[]);
+    let c = client();
+    let (s, created) =
+        json_of(c.post(format!("{}/api/backup/create", server.base)).bearer_auth(TOKEN).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    let name = created["filename"].as_str().unwrap().to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for path in ["/api/backup/health", "/api/backup/schedule", "/api/backup/status", "/api/backup/list"] {
+        let (c, url, stop) = (c.clone(), format!("{}{path}", server.base), stop.clone());
+        pollers.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let resp = c.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+                let status = resp.status();
+                if status == StatusCode::OK {
+                    ok += 1;
+                } else {
+                    failed.push(format!("{url}: {status} {}", resp.text().await.unwrap_or_default()));
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    for _ in 0..6 {
+        let resp = c
+            .post(format!("{}/api/backup/restore", server.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"filename": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for poller in pollers {
+        let (ok, failed) = poller.await.unwrap();
+        assert!(ok > 0);
+        assert!(failed.is_empty(), "{} failed reads, first: {:?}", failed.len(), failed.first());
+    }
+}

@@ -73,7 +73,10 @@ impl Engine {
         let cipher = settings.key.as_ref().map(|k| Arc::new(FieldCrypto::new(k)) as Arc<dyn FieldCipher>);
         // Snapshots are staged beside the backups: the disk that must hold
         // the result anyway.
-        let db = Arc::new(SqliteDatabase::new(&settings.db, &settings.backups, cipher.clone()));
+        // This process never reads the database while a restore swaps it.
+        let swap = backup_instance::SwapGate::default();
+        let db =
+            Arc::new(SqliteDatabase::new(&settings.db, &settings.backups, cipher.clone()).with_swap_gate(swap.clone()));
         let replicas = settings
             .destinations
             .iter()
@@ -85,7 +88,8 @@ impl Engine {
             assets: settings.assets.clone(),
             caches: settings.caches.clone(),
             scratch: settings.backups.clone(),
-        });
+        })
+        .with_swap_gate(swap);
         let lock = instance.lock();
         let vault = Arc::new(InstanceVault { server_key: settings.key.clone() });
         let creator = Creator {

@@ -199,13 +199,22 @@ impl From<io::Error> for Stop {
 pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], crash_at: &dyn Fn(&str) -> bool) -> Result<(), Stop> {
     for (i, item) in items.iter().enumerate() {
         let target = paths.target(item.role);
+        let staged = paths.staged(item.role);
         if item.existed && exists(&target) {
-            rename(&target, &paths.old(item.role))?;
+            // The database is replaced in place: its old copy is a second
+            // link and the new one is renamed over it, so another process
+            // opening the path finds one whole database or the other, never
+            // none. Folders (and file systems without hard links) move.
+            let old = paths.old(item.role);
+            let linked = item.role == Role::Database && staged.is_some() && std::fs::hard_link(&target, &old).is_ok();
+            if !linked {
+                rename(&target, &old)?;
+            }
         }
         if crash_at(&format!("restore:moved-old-{i}")) {
             return Err(Stop::Crashed);
         }
-        if let Some(staged) = paths.staged(item.role) {
+        if let Some(staged) = staged {
             rename(&staged, &target)?;
         }
         if crash_at(&format!("restore:moved-new-{i}")) {
@@ -221,8 +230,17 @@ pub(crate) fn roll_back(paths: &Paths<'_>, items: &[Item]) -> io::Result<()> {
         let (target, old, staged) = (paths.target(item.role), paths.old(item.role), paths.staged(item.role));
         if item.existed {
             if exists(&old) {
-                remove_any(&target)?;
+                // A file is renamed over what is there (never missing); a
+                // folder cannot be, so what was moved in goes first.
+                if std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
+                    remove_any(&target)?;
+                }
                 rename(&old, &target)?;
+                // Renaming a link over another link of the same file does
+                // nothing (POSIX): the copy is still there.
+                if exists(&old) {
+                    remove_any(&old)?;
+                }
             }
         } else if staged.as_ref().is_some_and(|s| !exists(s)) {
             // The new content was moved in where nothing was before.

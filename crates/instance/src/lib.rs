@@ -100,11 +100,23 @@ fn io_error(path: &Path, e: io::Error) -> StageError {
 #[derive(Debug, Clone)]
 pub struct FsInstance {
     layout: Layout,
+    swap: SwapGate,
 }
+
+/// Held for writing while files are swapped (commit, recovery), so that
+/// this process's own database connections, which hold it for reading,
+/// never open the database halfway through a swap.
+pub type SwapGate = Arc<tokio::sync::RwLock<()>>;
 
 impl FsInstance {
     pub fn new(layout: Layout) -> Self {
-        FsInstance { layout }
+        FsInstance { layout, swap: SwapGate::default() }
+    }
+
+    /// Swaps wait for the readers that hold `swap`, and hold them off.
+    pub fn with_swap_gate(mut self, swap: SwapGate) -> Self {
+        self.swap = swap;
+        self
     }
 
     pub fn layout(&self) -> &Layout {
@@ -113,7 +125,7 @@ impl FsInstance {
 
     /// The instance lock (see [`InstanceLock`]).
     pub fn lock(&self) -> FsInstanceLock {
-        FsInstanceLock { layout: self.layout.clone() }
+        FsInstanceLock { layout: self.layout.clone(), swap: self.swap.clone() }
     }
 }
 
@@ -355,8 +367,10 @@ impl InstanceFiles for FsInstance {
         })?;
         // The swap runs to its end on its own thread, holding the lock,
         // even if the caller stops waiting (Ctrl-C, a client leaving).
+        let swap = self.swap.clone();
         tokio::task::spawn_blocking(move || {
             let _held = held;
+            let _swapping = swap.blocking_write();
             commit(&staged, &|point| {
                 failpoint(point);
                 false
@@ -425,6 +439,7 @@ pub enum Recovered {
 #[derive(Debug, Clone)]
 pub struct FsInstanceLock {
     layout: Layout,
+    swap: SwapGate,
 }
 
 #[derive(Debug)]
@@ -455,7 +470,7 @@ impl FsInstanceLock {
             backup_fsutil::LockError::Busy(path) => LockError::Busy(path.display().to_string()),
             other => LockError::Failed(other.to_string()),
         })?;
-        let recovered = recover(&self.layout).map_err(|e| LockError::Failed(e.to_string()))?;
+        let recovered = recover(&self.layout, &self.swap).map_err(|e| LockError::Failed(e.to_string()))?;
         Ok((lock, recovered))
     }
 }
@@ -473,11 +488,12 @@ impl InstanceLock for FsInstanceLock {
 
 /// Finishes or rolls back a restore a crash interrupted, and removes what
 /// dead processes left. Only ever called with the lock held.
-fn recover(layout: &Layout) -> Result<Option<Recovered>, JournalError> {
+fn recover(layout: &Layout, swap: &SwapGate) -> Result<Option<Recovered>, JournalError> {
     let path = layout.journal();
     let outcome = match Journal::read(&path)? {
         None => None,
         Some(j) => {
+            let _swapping = swap.blocking_write();
             let paths = Paths { layout, id: &j.id };
             let io = |source| JournalError::Io { path: path.display().to_string(), source };
             if j.state == State::Committing {

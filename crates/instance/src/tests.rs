@@ -140,9 +140,12 @@ fn a_crash_at_every_point_of_the_swap_recovers_to_old_or_new() {
         // The process "died": nothing of its own cleanup runs.
         std::mem::forget(staged);
         assert!(result.is_err(), "{point}: no crash happened");
+        // Another process opening the database meanwhile finds one.
+        assert!(world.layout.db.is_file(), "{point}: the database path is missing mid-swap");
         let (_lock, recovered) = instance.lock().acquire_blocking(Duration::ZERO).unwrap();
         assert!(recovered.is_some(), "{point}: nothing to recover");
         let outcome = state(&world.layout);
+        assert!(world.layout.db.is_file(), "{point}: the database path is missing after recovery");
         assert_eq!(ours_left(&world.layout), Vec::<String>::new(), "{point}");
         outcomes.push((point.clone(), outcome));
     }

@@ -76,7 +76,7 @@ impl KeyStore for SqliteDatabase {
         let mut conn = self.connect().await?;
         let path = self.path().to_owned();
         if table_exists(&mut conn, "backup_encryption").await.map_err(|e| map_err(&path, e))? {
-            sqlx::query("DELETE FROM backup_encryption").execute(&mut conn).await.map_err(|e| map_err(&path, e))?;
+            sqlx::query("DELETE FROM backup_encryption").execute(&mut *conn).await.map_err(|e| map_err(&path, e))?;
         }
         let _ = conn.close().await;
         Ok(())

@@ -42,6 +42,38 @@ pub struct SqliteDatabase {
     path: PathBuf,
     work_dir: PathBuf,
     cipher: Option<Arc<dyn FieldCipher>>,
+    swap: SwapGate,
+}
+
+/// Shared with the restore commit of the same process: every connection to
+/// the live database holds it for reading, the swap holds it for writing,
+/// so this process never opens the database halfway through a swap (its
+/// `-wal` moved and the old file still in place).
+pub type SwapGate = Arc<tokio::sync::RwLock<()>>;
+
+/// A connection to the live database, open while the swap waits.
+pub(crate) struct Live {
+    conn: SqliteConnection,
+    _swap: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+impl Live {
+    pub(crate) async fn close(self) -> Result<(), sqlx::Error> {
+        self.conn.close().await
+    }
+}
+
+impl std::ops::Deref for Live {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Live {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
 }
 
 impl std::fmt::Debug for SqliteDatabase {
@@ -59,7 +91,13 @@ impl SqliteDatabase {
     /// with room for a copy of the database. `cipher` is the instance key's
     /// field cipher, when `SECRET_ENCRYPTION_KEY` is set.
     pub fn new(path: impl Into<PathBuf>, work_dir: impl Into<PathBuf>, cipher: Option<Arc<dyn FieldCipher>>) -> Self {
-        SqliteDatabase { path: path.into(), work_dir: work_dir.into(), cipher }
+        SqliteDatabase { path: path.into(), work_dir: work_dir.into(), cipher, swap: SwapGate::default() }
+    }
+
+    /// Connections wait for the restore commits that hold `swap`.
+    pub fn with_swap_gate(mut self, swap: SwapGate) -> Self {
+        self.swap = swap;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -67,9 +105,10 @@ impl SqliteDatabase {
     }
 
     /// Opens the live database for reading and writing, never creating it.
-    pub(crate) async fn connect(&self) -> Result<SqliteConnection, DbError> {
+    pub(crate) async fn connect(&self) -> Result<Live, DbError> {
+        let swap = Arc::clone(&self.swap).read_owned().await;
         check_is_sqlite(&self.path).await?;
-        connect(&self.path, false).await
+        Ok(Live { conn: connect(&self.path, false).await?, _swap: swap })
     }
 }
 
@@ -159,6 +198,7 @@ impl Database for SqliteDatabase {
     }
 
     async fn state(&self) -> LiveDatabase {
+        let _swap = Arc::clone(&self.swap).read_owned().await;
         match tokio::fs::symlink_metadata(&self.path).await {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LiveDatabase::Absent,
             _ => {}
@@ -209,7 +249,7 @@ impl SqliteDatabase {
         }
         let row = sqlx::query("SELECT value FROM system_config WHERE key = ?")
             .bind(key)
-            .fetch_optional(&mut conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_err(path, e))?;
         let _ = conn.close().await;
@@ -231,7 +271,7 @@ impl SqliteDatabase {
         ))
         .bind(key)
         .bind(value)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(|e| map_err(path, e))?;
         let _ = conn.close().await;
@@ -260,7 +300,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         )
         .bind(token)
         .bind(now_unix)
-        .fetch_optional(&mut conn)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(|e| map_err(&path, e))?;
         let _ = conn.close().await;
@@ -278,7 +318,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
             return Ok(None);
         }
         let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('users')")
-            .fetch_all(&mut conn)
+            .fetch_all(&mut *conn)
             .await
             .map_err(err)?
             .iter()
@@ -290,7 +330,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
             "SELECT id, username, password, {local}, group_id FROM users WHERE lower(username) = lower(?) LIMIT 1"
         )))
         .bind(username)
-        .fetch_optional(&mut conn)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(err)?;
         let _ = conn.close().await;
@@ -315,7 +355,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         .bind(&session.user_agent)
         .bind(session.created_at)
         .bind(session.expires_at)
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await
         .map_err(|e| map_err(&path, e))?;
         let _ = conn.close().await;
@@ -327,7 +367,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         let path = self.path().to_owned();
         sqlx::query("DELETE FROM sessions WHERE token = ?")
             .bind(token)
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .await
             .map_err(|e| map_err(&path, e))?;
         let _ = conn.close().await;
@@ -338,7 +378,7 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         let mut conn = self.connect().await?;
         let path = self.path().to_owned();
         let row = sqlx::query("SELECT value FROM system_config WHERE key = 'auth'")
-            .fetch_optional(&mut conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| map_err(&path, e))?;
         let _ = conn.close().await;
@@ -356,8 +396,11 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         if !table_exists(&mut conn, "users").await.map_err(|e| map_err(&path, e))? {
             return Ok(false);
         }
-        let n: i64 =
-            sqlx::query("SELECT count(*) FROM users").fetch_one(&mut conn).await.map_err(|e| map_err(&path, e))?.get(0);
+        let n: i64 = sqlx::query("SELECT count(*) FROM users")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| map_err(&path, e))?
+            .get(0);
         let _ = conn.close().await;
         Ok(n > 0)
     }
