@@ -105,6 +105,13 @@ async fn auth_matrix_covers_every_route() {
         ("GET", "/api/backup/events"),
         ("GET", "/api/backup/health"),
         ("POST", "/api/backup/restore"),
+        ("POST", "/api/backup/restore/upload"),
+        ("GET", "/api/backup/inspect/framerr-manual-2026-11-26T22-17-29.zip"),
+        ("GET", "/api/backup/history"),
+        ("POST", "/api/backup/schedule/framerr/disable"),
+        ("GET", "/api/backup/retention"),
+        ("POST", "/api/backup/framerr-manual-2026-11-26T22-17-29.zip/pin"),
+        ("DELETE", "/api/backup/framerr-manual-2026-11-26T22-17-29.zip/pin"),
     ];
     for (method, path) in routes {
         let url = format!("{}{path}", server.base);
@@ -695,4 +702,59 @@ async fn reads_during_restores_never_fail() {
         assert!(ok > 0);
         assert!(failed.is_empty(), "{} failed reads, first: {:?}", failed.len(), failed.first());
     }
+}
+
+/// Calendar retention in the schedule (kept by Framerr's PUT), pins and
+/// the retention plan over the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_retention_and_pins_over_the_api() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let server = serve(&inst, &["--time-zone", "Europe/Berlin"]);
+    let c = client();
+    let url = |path: &str| format!("{}/api/backup{path}", server.base);
+    let put = |body: Value| admin(c.put(url("/schedule"))).json(&body).send();
+    let (s, body) =
+        json_of(put(json!({"enabled": false, "maxBackups": 3, "keepDaily": 7, "keepMonthly": 12})).await.unwrap())
+            .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // What Framerr's settings page sends keeps the calendar rules.
+    let framerr = json!({"enabled": false, "frequency": "weekly", "dayOfWeek": 1, "hour": 4, "maxBackups": 4});
+    assert_eq!(put(framerr).await.unwrap().status(), StatusCode::OK);
+    let (_, got) = json_of(admin(c.get(url("/schedule"))).send().await.unwrap()).await;
+    let schedule = &got["schedule"];
+    assert_eq!(
+        (&schedule["keepDaily"], &schedule["keepMonthly"], &schedule["maxBackups"]),
+        (&json!(7), &json!(12), &json!(4)),
+        "{got}"
+    );
+    let (s, body) = json_of(put(json!({"enabled": false, "keepWeekly": 5000})).await.unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("keepWeekly must be a whole number from 0 to 1000"), "{body}");
+
+    let (s, created) = json_of(admin(c.post(url("/create"))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    let name = created["filename"].as_str().unwrap().to_owned();
+    let (s, pinned) = json_of(admin(c.post(url(&format!("/{name}/pin")))).send().await.unwrap()).await;
+    assert_eq!((s, &pinned["pinned"]), (StatusCode::OK, &json!(true)), "{pinned}");
+    let (_, list) = json_of(admin(c.get(url("/list"))).send().await.unwrap()).await;
+    assert_eq!(list["backups"][0]["pinned"], true, "{list}");
+    let (s, body) = json_of(admin(c.delete(url(&format!("/{name}")))).send().await.unwrap()).await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::FORBIDDEN, json!({"error": "Pinned backups cannot be deleted without force=true"}))
+    );
+    let (_, plan) = json_of(admin(c.get(url("/retention"))).send().await.unwrap()).await;
+    assert_eq!(plan["timeZone"], "Europe/Berlin");
+    let kept = &plan["destinations"][0]["kept"][0];
+    assert_eq!((&kept["filename"], &kept["reasons"][0]), (&json!(name), &json!("pinned")), "{plan}");
+    assert_eq!(plan["destinations"][0]["policy"], json!({"last": 4, "daily": 7, "weekly": 0, "monthly": 12}));
+    let (s, _) = json_of(admin(c.delete(url(&format!("/{name}/pin")))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, list) = json_of(admin(c.get(url("/list"))).send().await.unwrap()).await;
+    assert_eq!(list["backups"][0]["pinned"], false);
+    let (s, _) = json_of(admin(c.post(url("/framerr-manual-2020-01-01T00-00-00.zip/pin"))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(admin(c.delete(url(&format!("/{name}")))).send().await.unwrap().status(), StatusCode::OK);
 }

@@ -77,12 +77,15 @@ impl Engine {
         let swap = backup_instance::SwapGate::default();
         let db =
             Arc::new(SqliteDatabase::new(&settings.db, &settings.backups, cipher.clone()).with_swap_gate(swap.clone()));
-        let replicas = settings
-            .destinations
-            .iter()
-            .map(|url| registry.open(url))
-            .collect::<Result<Vec<Arc<dyn BackupStore>>, String>>()
-            .map_err(EngineError::Destination)?;
+        let mut replicas: Vec<Arc<dyn BackupStore>> = Vec::new();
+        let mut keep_overrides = Vec::new();
+        for url in &settings.destinations {
+            let (store, keep) = registry.open_destination(url).map_err(EngineError::Destination)?;
+            if let Some(keep) = keep {
+                keep_overrides.push((store.describe(), keep));
+            }
+            replicas.push(store);
+        }
         let instance = FsInstance::new(Layout {
             db: settings.db.clone(),
             assets: settings.assets.clone(),
@@ -91,6 +94,7 @@ impl Engine {
         })
         .with_swap_gate(swap);
         let lock = instance.lock();
+        let pins_lock = Arc::new(instance.pins_lock());
         let vault = Arc::new(InstanceVault { server_key: settings.key.clone() });
         let creator = Creator {
             db: db.clone(),
@@ -103,6 +107,9 @@ impl Engine {
             replicas,
             lock: Arc::new(lock.clone()),
             lock_wait: settings.lock_wait,
+            zone: settings.zone.clone(),
+            keep_overrides,
+            pins_lock,
         };
         let scratch: Arc<dyn Scratch> = Arc::new(FsScratch::new(&settings.backups));
         let restorer = Restorer {
@@ -117,7 +124,7 @@ impl Engine {
             post_restore_deadline: POST_RESTORE_DEADLINE,
         };
         Ok(Engine {
-            scheduled: ScheduledBackups::new(creator.clone(), settings.zone.clone()),
+            scheduled: ScheduledBackups::new(creator.clone()),
             encryption: BackupEncryption { key_store: db.clone(), vault },
             sign_in: SignIn::new(db.clone(), Arc::new(BcryptCredentials), Arc::new(SystemClock)),
             sessions: db,

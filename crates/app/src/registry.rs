@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use backup_domain::KeepPolicy;
 use backup_domain::ports::BackupStore;
 
 /// Builds a store from its URL.
@@ -27,6 +28,14 @@ impl Registry {
         self.schemes.push((scheme, opener));
     }
 
+    /// The store a destination URL names, and its own retention policy
+    /// when the URL has `keep-last`, `keep-daily`, `keep-weekly` or
+    /// `keep-monthly` parameters (they are ours; the store never sees them).
+    pub fn open_destination(&self, url: &str) -> Result<(Arc<dyn BackupStore>, Option<KeepPolicy>), String> {
+        let (url, keep) = split_keep(url)?;
+        Ok((self.open(&url)?, keep))
+    }
+
     /// The store a destination URL names.
     pub fn open(&self, url: &str) -> Result<Arc<dyn BackupStore>, String> {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
@@ -39,6 +48,39 @@ impl Registry {
             }
         }
     }
+}
+
+/// Takes the `keep-*` parameters out of a destination URL. Given any, the
+/// destination keeps exactly what they say (a rule not given is off; the
+/// newest backup is always kept).
+fn split_keep(url: &str) -> Result<(String, Option<KeepPolicy>), String> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), None)) };
+    let mut keep: Option<KeepPolicy> = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(rule) = key.strip_prefix("keep-") else {
+            rest.push(pair);
+            continue;
+        };
+        let policy = keep.get_or_insert_with(KeepPolicy::default);
+        let slot = match rule {
+            "last" => &mut policy.last,
+            "daily" => &mut policy.daily,
+            "weekly" => &mut policy.weekly,
+            "monthly" => &mut policy.monthly,
+            _ => {
+                return Err(format!(
+                    "invalid destination: unknown parameter {key:?} (keep-last, keep-daily, keep-weekly or keep-monthly)"
+                ));
+            }
+        };
+        *slot = value.parse::<u16>().ok().filter(|n| *n <= KeepPolicy::MAX_COUNT).ok_or_else(|| {
+            format!("invalid destination: {key} must be a whole number from 0 to {}", KeepPolicy::MAX_COUNT)
+        })?;
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, keep))
 }
 
 fn open_file(url: &str) -> Result<Arc<dyn BackupStore>, String> {
@@ -66,5 +108,25 @@ mod tests {
         let err = registry.open("sftp://user:secret@host/x").err().unwrap();
         assert!(err.contains("\"sftp\"") && !err.contains("secret"), "{err}");
         assert!(registry.open("s3://bucket/prefix?region=eu-west-1").is_ok());
+    }
+
+    #[test]
+    fn keep_parameters_are_ours_and_checked() {
+        let registry = Registry::with_defaults();
+        let (store, keep) = registry.open_destination("file:///mnt/nas?keep-daily=7&keep-monthly=12").unwrap();
+        assert_eq!(store.describe(), "file:///mnt/nas");
+        assert_eq!(keep, Some(KeepPolicy { last: 0, daily: 7, weekly: 0, monthly: 12 }));
+        let (_, keep) = registry.open_destination("s3://b/p?region=eu-west-1&keep-last=3").unwrap();
+        assert_eq!(keep, Some(KeepPolicy { last: 3, ..KeepPolicy::default() }));
+        assert_eq!(
+            split_keep("s3://b/p?region=x&keep-last=3&endpoint=http://h").unwrap().0,
+            "s3://b/p?region=x&endpoint=http://h"
+        );
+        assert_eq!(registry.open_destination("file:///mnt/nas").unwrap().1, None);
+        for bad in
+            ["file:///x?keep-daily=-1", "file:///x?keep-daily=1001", "file:///x?keep-yearly=1", "file:///x?keep-last"]
+        {
+            assert!(registry.open_destination(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -50,8 +50,15 @@ pub(crate) enum Command {
     Create(CreateArgs),
     /// List the backups in the backups folder, newest first
     List(ListArgs),
-    /// Delete a backup from the backups folder
+    /// Delete a backup from the backups folder and every destination
     Delete(DeleteArgs),
+    /// Keep a backup out of retention's reach, everywhere, until unpinned
+    Pin(PinArgs),
+    /// Let retention treat a pinned backup like any other again
+    Unpin(PinArgs),
+    /// Apply retention now in every destination; with --dry-run, only show
+    /// what it would delete and why each kept backup is kept
+    Prune(PruneArgs),
     /// Check a backup completely: ZIP structure, every checksum, and the
     /// database's integrity
     Verify(VerifyArgs),
@@ -167,6 +174,7 @@ impl Args {
             listen: serve.and_then(|s| s.listen),
             time_zone: match &self.command {
                 Command::Schedule(ScheduleCommand::Status { time_zone }) => time_zone.clone(),
+                Command::Prune(p) => p.time_zone.clone(),
                 _ => serve.and_then(|s| s.time_zone.clone()),
             },
             upload_limit: serve.and_then(|s| s.upload_limit),
@@ -178,9 +186,30 @@ impl Args {
 pub(crate) struct DeleteArgs {
     /// The backup's file name
     pub(crate) name: String,
-    /// Allow deleting a safety backup
+    /// Allow deleting a safety or pinned backup
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PinArgs {
+    /// The backup's file name
+    pub(crate) name: String,
+}
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PruneArgs {
+    /// Delete nothing: show what retention would delete, and why each kept
+    /// backup is kept
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Time zone of calendar retention's days, weeks and months, an IANA
+    /// name [env: TZ; default: UTC]
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) time_zone: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -13,11 +13,13 @@ use crate::error::{ArchiveError, DbError, StoreError};
 use crate::kind::BackupKind;
 use crate::manifest::{Encryption, Manifest};
 use crate::name::{BackupFormat, BackupName};
+use crate::pins;
 use crate::ports::{
     Archiver, BackupStore, Clock, Database, Held, InstanceLock, LiveDatabase, LockError, Progress, ProgressEvent,
     Snapshot, SnapshotKind, StoredBackup,
 };
-use crate::retention;
+use crate::retention::{self, KeepPolicy, Plan, Rules};
+use crate::schedule::Zone;
 
 /// Why a backup was not made. In every case no partial backup is left.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,12 @@ pub enum CreateError {
 /// backup that was just made; it is reported here.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RetentionOutcome {
+    /// The policy it ran under; `None` when none applies (all kept).
+    pub policy: Option<KeepPolicy>,
+    /// Deleted (in a dry run: would be deleted), oldest first.
     pub deleted: Vec<BackupName>,
+    /// What stays and why, newest first.
+    pub kept: Vec<retention::Kept>,
     /// Kept and not counted: stamped in the future (a clock was wrong).
     pub future: Vec<BackupName>,
     pub failed: Vec<(BackupName, String)>,
@@ -95,6 +102,15 @@ pub struct Creator {
     pub lock: Arc<dyn InstanceLock>,
     /// How long to wait for another process's backup or restore.
     pub lock_wait: Duration,
+    /// The server's time zone: the days, weeks and months of calendar
+    /// retention, and the schedule's hour.
+    pub zone: Zone,
+    /// Destinations with their own retention policy, by description.
+    /// Others follow the saved schedule.
+    pub keep_overrides: Vec<(String, KeepPolicy)>,
+    /// Serializes changes to pins with retention's reading of them, across
+    /// processes, without waiting for a running backup.
+    pub pins_lock: Arc<dyn InstanceLock>,
 }
 
 /// The instance, held: this process's busy flag, then the instance lock.
@@ -323,31 +339,84 @@ impl Creator {
         }
     }
 
-    /// Deletes the oldest manual and scheduled backups beyond the saved
-    /// schedule's `maxBackups` in `store` (each destination keeps its own
-    /// newest), never `keep` (the backup just made) nor one stamped in the
-    /// future (reported instead). Without a saved schedule, keeps
-    /// everything.
+    /// The retention policy of `store`: its own, or the saved schedule's;
+    /// `None` when neither exists (then everything is kept).
+    pub async fn keep_policy(&self, store: &dyn BackupStore) -> Result<Option<KeepPolicy>, DbError> {
+        let place = store.describe();
+        if let Some((_, keep)) = self.keep_overrides.iter().find(|(d, _)| *d == place) {
+            return Ok(Some(*keep));
+        }
+        Ok(self.db.schedule().await?.map(|s| s.keep_policy()))
+    }
+
+    /// What retention would do in `store` now, and under which policy;
+    /// `None` when no policy applies. `just_made` is never deleted.
+    pub async fn retention_plan(
+        &self,
+        store: &dyn BackupStore,
+        just_made: Option<&BackupName>,
+    ) -> Result<Option<(KeepPolicy, Plan)>, String> {
+        let Some(keep) = self.keep_policy(store).await.map_err(|e| e.to_string())? else { return Ok(None) };
+        // Unreadable pins stop retention: it must not run on a guess.
+        let pinned = pins::pinned_in(self.store.as_ref(), store).await.map_err(|e| e.to_string())?;
+        let names: Vec<BackupName> =
+            store.list().await.map_err(|e| e.to_string())?.into_iter().map(|b| b.name).collect();
+        let rules = Rules { keep, zone: &self.zone, now: self.clock.now(), pinned: &pinned, just_made };
+        Ok(Some((keep, retention::plan(&names, &rules))))
+    }
+
+    /// Deletes what retention does not keep in `store` (each destination
+    /// under its own policy, or the schedule's), never `keep` (the backup
+    /// just made), a pinned or safety backup, nor one stamped in the future
+    /// (reported instead). Without a policy, keeps everything.
     pub async fn apply_retention_to(&self, store: &dyn BackupStore, keep: Option<&BackupName>) -> RetentionOutcome {
+        self.retention_in(store, keep, false).await
+    }
+
+    /// Retention in every store now, as after a backup (`dry_run`: only
+    /// what it would delete, and why each kept backup stays). The real run
+    /// holds the instance like a backup.
+    pub async fn prune(&self, dry_run: bool) -> Result<Vec<(String, RetentionOutcome)>, CreateError> {
+        let _hold = if dry_run { None } else { Some(self.hold().await?) };
+        let mut done = Vec::new();
+        for store in self.stores() {
+            done.push((store.describe(), self.retention_in(store.as_ref(), None, dry_run).await));
+        }
+        Ok(done)
+    }
+
+    async fn retention_in(
+        &self,
+        store: &dyn BackupStore,
+        keep: Option<&BackupName>,
+        dry_run: bool,
+    ) -> RetentionOutcome {
         let mut outcome = RetentionOutcome::default();
-        let max = match self.db.schedule().await {
-            Ok(Some(schedule)) => schedule.max_backups,
+        // Pins cannot change between reading them and deleting.
+        let _pins = match self.pins_lock.acquire(self.lock_wait).await {
+            Ok(held) => held,
+            Err(e) => {
+                outcome.error = Some(format!("pins are being changed, retention waits for the next backup: {e}"));
+                return outcome;
+            }
+        };
+        let plan = match self.retention_plan(store, keep).await {
+            Ok(Some((policy, plan))) => {
+                outcome.policy = Some(policy);
+                plan
+            }
             Ok(None) => return outcome,
             Err(e) => {
-                outcome.error = Some(e.to_string());
+                outcome.error = Some(e);
                 return outcome;
             }
         };
-        let stored = match store.list().await {
-            Ok(list) => list,
-            Err(e) => {
-                outcome.error = Some(e.to_string());
-                return outcome;
-            }
-        };
-        let names: Vec<BackupName> = stored.into_iter().map(|b| b.name).collect();
-        let plan = retention::plan(&names, max, self.clock.now(), keep);
         outcome.future = plan.future;
+        outcome.kept = plan.kept;
+        if dry_run {
+            outcome.deleted = plan.delete;
+            return outcome;
+        }
         for name in plan.delete {
             match store.delete(&name).await {
                 Ok(()) | Err(StoreError::NotFound(_)) => outcome.deleted.push(name),
@@ -437,6 +506,9 @@ mod tests {
             replicas: Vec::new(),
             lock: Arc::new(crate::testkit::ProcessLock::default()),
             lock_wait: std::time::Duration::ZERO,
+            zone: Zone::utc(),
+            keep_overrides: Vec::new(),
+            pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
         };
         (creator, recorder)
     }
@@ -564,6 +636,47 @@ mod tests {
                 |e| matches!(e, ProgressEvent::DestinationFailed { destination, .. } if destination == "s3://down")
             ));
             assert!(matches!(events.last(), Some(ProgressEvent::Complete { .. })));
+        });
+    }
+
+    #[test]
+    fn pinned_backups_stay_and_destinations_keep_their_own_policy() {
+        futures::executor::block_on(async {
+            let (primary, nas) = (MemoryStore::named("primary"), MemoryStore::named("nas"));
+            let old = [
+                "framerr-manual-2026-09-01T00-00-00.zip",
+                "framerr-manual-2026-10-01T00-00-00.zip",
+                "framerr-manual-2026-11-01T00-00-00.zip",
+                "framerr-manual-2026-11-02T00-00-00.zip",
+            ];
+            seed(&primary, &old).await;
+            seed(&nas, &old).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
+            let (mut creator, _) = creator(db, &primary, false);
+            creator.replicas = vec![Arc::new(nas.clone())];
+            // The NAS keeps one backup a month, three months back.
+            creator.keep_overrides = vec![("nas".into(), KeepPolicy { monthly: 3, ..KeepPolicy::default() })];
+            creator.pin(&BackupName::parse(old[0]).unwrap(), true).await.unwrap();
+            let created = creator.create(BackupKind::Manual).await.unwrap();
+            let new = created.stored.name.to_string();
+            assert_eq!(names(&primary).await, [old[0], new.as_str()], "pinned and newest");
+            // November's newest is the new one; October's and the pinned September stay.
+            assert_eq!(names(&nas).await, [old[0], old[1], new.as_str()]);
+            let dry = creator.prune(true).await.unwrap();
+            assert!(dry.iter().all(|(_, o)| o.deleted.is_empty()), "{dry:?}");
+            assert_eq!(dry[1].1.policy, Some(KeepPolicy { monthly: 3, ..KeepPolicy::default() }));
+            let why: Vec<String> = dry[1].1.kept.iter().map(|k| k.reasons[0].to_string()).collect();
+            assert_eq!(why, ["monthly 2026-11", "monthly 2026-10", "pinned"]);
+            // A pinned backup goes only when forced, and its pin with it.
+            let pinned = BackupName::parse(old[0]).unwrap();
+            assert!(matches!(
+                creator.delete(&pinned, false).await,
+                Err(crate::listing::DeleteError::PinnedNeedsForce(_))
+            ));
+            assert_eq!(creator.delete(&pinned, true).await.unwrap(), ["primary", "nas"]);
+            assert!(crate::pins::pinned_anywhere(&creator.stores()).await.is_empty());
         });
     }
 

@@ -26,6 +26,8 @@ pub struct Listed {
     #[serde(rename = "type")]
     pub kind: BackupKind,
     pub encrypted: bool,
+    /// Kept out of retention's reach (see [`crate::pins`]).
+    pub pinned: bool,
     /// Where it lives, by store description (never a credential).
     pub locations: Vec<String>,
 }
@@ -52,6 +54,7 @@ pub struct Listing {
 pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
     let mut found: BTreeMap<BackupName, Listed> = BTreeMap::new();
     let mut unreachable = Vec::new();
+    let pinned = crate::pins::pinned_anywhere(stores).await;
     for store in stores {
         match store.list().await {
             Ok(list) => {
@@ -60,6 +63,7 @@ pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
                         created_at: b.name.created_at(),
                         kind: b.name.kind(),
                         encrypted: b.name.is_encrypted(),
+                        pinned: pinned.contains(&b.name),
                         name: b.name,
                         size: b.size,
                         locations: Vec::new(),
@@ -83,8 +87,13 @@ pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
 pub enum DeleteError {
     #[error("{0} is a safety backup, kept to undo a restore; delete it deliberately (force) if you must")]
     SafetyNeedsForce(BackupName),
+    #[error("{0} is pinned; unpin it first, or delete it deliberately (force)")]
+    PinnedNeedsForce(BackupName),
     #[error("backup {0} not found")]
     NotFound(BackupName),
+    /// Pins are being changed by another process.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -142,7 +151,7 @@ mod tests {
             serde_json::to_value(&listing.backups[0]).unwrap(),
             serde_json::json!({"filename": "framerr-safety-2026-02-01T00-00-00.framerr-backup", "size": 10,
                 "createdAt": "2026-02-01T00:00:00.000Z", "type": "safety", "encrypted": true,
-                "locations": ["memory"]})
+                "pinned": false, "locations": ["memory"]})
         );
         let json = serde_json::to_value(&listing).unwrap();
         assert_eq!((json["count"].as_u64(), json["totalSize"].as_u64()), (Some(2), Some(20)));

@@ -19,6 +19,14 @@ type Objects = Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     objects: Objects,
+    label: Option<Arc<str>>,
+}
+
+impl MemoryStore {
+    /// A store that describes itself as `label` (several in one test).
+    pub fn named(label: &str) -> Self {
+        MemoryStore { objects: Objects::default(), label: Some(label.into()) }
+    }
 }
 
 fn lock(objects: &Objects) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
@@ -28,7 +36,7 @@ fn lock(objects: &Objects) -> MutexGuard<'_, BTreeMap<String, Arc<Vec<u8>>>> {
 #[async_trait]
 impl BackupStore for MemoryStore {
     fn describe(&self) -> String {
-        "memory".to_owned()
+        self.label.as_deref().unwrap_or("memory").to_owned()
     }
 
     async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::retention::MaxBackups;
+use crate::retention::{KeepPolicy, MaxBackups};
 use crate::timefmt;
 
 /// How often scheduled backups run.
@@ -53,6 +53,12 @@ pub struct Schedule {
     /// 0-23, the whole hour (minute 0) in the schedule's time zone.
     pub hour: u8,
     pub max_backups: MaxBackups,
+    /// Calendar retention beyond Framerr (0 = off): the newest backup of
+    /// each of the last N days, ISO weeks and months that have backups.
+    /// Framerr ignores these fields; a `PUT` without them keeps them.
+    pub keep_daily: u16,
+    pub keep_weekly: u16,
+    pub keep_monthly: u16,
     pub last_backup: Option<OffsetDateTime>,
 }
 
@@ -66,6 +72,12 @@ struct Wire {
     day_of_week: Option<u8>,
     hour: u8,
     max_backups: u8,
+    #[serde(skip_serializing_if = "is_zero")]
+    keep_daily: u16,
+    #[serde(skip_serializing_if = "is_zero")]
+    keep_weekly: u16,
+    #[serde(skip_serializing_if = "is_zero")]
+    keep_monthly: u16,
     #[serde(serialize_with = "timefmt::iso_opt::serialize", skip_serializing_if = "Option::is_none")]
     last_backup: Option<OffsetDateTime>,
 }
@@ -78,10 +90,17 @@ impl Serialize for Schedule {
             day_of_week: (self.frequency == Frequency::Weekly).then_some(self.day_of_week),
             hour: self.hour,
             max_backups: self.max_backups.get(),
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
             last_backup: self.last_backup,
         }
         .serialize(s)
     }
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 impl Default for Schedule {
@@ -94,6 +113,9 @@ impl Default for Schedule {
             day_of_week: 0,
             hour: 3,
             max_backups: MaxBackups::DEFAULT,
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
             last_backup: None,
         }
     }
@@ -122,6 +144,9 @@ const FREQUENCY_RULE: &str = "frequency must be \"daily\" or \"weekly\"";
 const HOUR_RULE: &str = "hour must be a whole number from 0 to 23";
 const DAY_RULE: &str = "dayOfWeek must be a whole number from 0 (Sunday) to 6 (Saturday)";
 const MAX_RULE: &str = "maxBackups must be a whole number from 1 to 30";
+const KEEP_DAILY_RULE: &str = "keepDaily must be a whole number from 0 to 1000";
+const KEEP_WEEKLY_RULE: &str = "keepWeekly must be a whole number from 0 to 1000";
+const KEEP_MONTHLY_RULE: &str = "keepMonthly must be a whole number from 0 to 1000";
 const LAST_RULE: &str = "lastBackup must be an ISO-8601 timestamp or null";
 
 impl Schedule {
@@ -173,6 +198,26 @@ impl Schedule {
         }
         if let Some(m) = whole("maxBackups", MAX_RULE, 1..=30).and_then(MaxBackups::new) {
             self.max_backups = m;
+        }
+        let most = u64::from(KeepPolicy::MAX_COUNT);
+        if let Some(n) = whole("keepDaily", KEEP_DAILY_RULE, 0..=most) {
+            self.keep_daily = n as u16;
+        }
+        if let Some(n) = whole("keepWeekly", KEEP_WEEKLY_RULE, 0..=most) {
+            self.keep_weekly = n as u16;
+        }
+        if let Some(n) = whole("keepMonthly", KEEP_MONTHLY_RULE, 0..=most) {
+            self.keep_monthly = n as u16;
+        }
+    }
+
+    /// What retention keeps under this schedule.
+    pub fn keep_policy(&self) -> KeepPolicy {
+        KeepPolicy {
+            last: u16::from(self.max_backups.get()),
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
         }
     }
 
@@ -241,6 +286,17 @@ impl TryFrom<Map<String, Value>> for Schedule {
 #[derive(Clone, PartialEq)]
 pub struct Zone(jiff::tz::TimeZone);
 
+/// A calendar day in some zone. Weeks are ISO weeks: they start on Monday
+/// and belong to the year that holds their Thursday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LocalDay {
+    pub year: i16,
+    pub month: u8,
+    pub day: u8,
+    pub week_year: i16,
+    pub week: u8,
+}
+
 /// The name is not in the zone database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown time zone {0:?}: expected an IANA name such as Europe/Berlin or UTC")]
@@ -264,6 +320,19 @@ impl Zone {
     pub fn local_hour_minute_weekday(&self, at: OffsetDateTime) -> Option<(u8, u8, u8)> {
         let zoned = to_jiff(at)?.to_zoned_datetime(self.0.clone());
         Some((zoned.hour() as u8, zoned.minute() as u8, zoned.weekday().to_sunday_zero_offset() as u8))
+    }
+
+    /// The local calendar day of `at` in this zone, with its ISO week.
+    pub fn local_day(&self, at: OffsetDateTime) -> Option<LocalDay> {
+        let date = to_jiff(at)?.to_zoned_datetime(self.0.clone()).date();
+        let week = date.iso_week_date();
+        Some(LocalDay {
+            year: date.year(),
+            month: date.month() as u8,
+            day: date.day() as u8,
+            week_year: week.year(),
+            week: week.week() as u8,
+        })
     }
 
     /// Whether the local time `hour:00` exists on the local date of `at`.
@@ -347,6 +416,29 @@ mod tests {
         // lastBackup is not the client's to set.
         let ignored = base.apply(&json!({"enabled": false, "lastBackup": "2020-01-01T00:00:00Z"})).unwrap();
         assert_eq!(ignored.last_backup, None);
+    }
+
+    #[test]
+    fn calendar_fields_are_ours_preserved_by_framerrs_put_and_absent_when_off() {
+        let base = Schedule::default();
+        let ours = base.apply(&json!({"enabled": true, "maxBackups": 7, "keepDaily": 7, "keepMonthly": 12})).unwrap();
+        assert_eq!(ours.keep_policy(), KeepPolicy { last: 7, daily: 7, weekly: 0, monthly: 12 });
+        let json = serde_json::to_value(&ours).unwrap();
+        assert_eq!((json["keepDaily"].as_u64(), json["keepMonthly"].as_u64()), (Some(7), Some(12)));
+        assert!(json.get("keepWeekly").is_none());
+        // What Framerr's settings page sends: the calendar rules stay.
+        let framerr = json!({"enabled": true, "frequency": "weekly", "dayOfWeek": 1, "hour": 4, "maxBackups": 5});
+        let after = ours.apply(&framerr).unwrap();
+        assert_eq!((after.keep_daily, after.keep_monthly, after.max_backups.get()), (7, 12, 5));
+        // Read back from storage.
+        assert_eq!(Schedule::from_stored(&serde_json::to_value(&after).unwrap()).unwrap(), after);
+        // Without them the JSON is Framerr's, field for field.
+        let plain = serde_json::to_value(Schedule { enabled: true, ..base.clone() }).unwrap();
+        assert_eq!(plain, json!({"enabled": true, "frequency": "daily", "hour": 3, "maxBackups": 10}));
+        for bad in [json!(-1), json!(1001), json!("7"), json!(1.5)] {
+            let err = base.apply(&json!({"enabled": true, "keepWeekly": bad})).unwrap_err();
+            assert_eq!(err.0, [FieldError { field: "keepWeekly", message: KEEP_WEEKLY_RULE }]);
+        }
     }
 
     #[test]

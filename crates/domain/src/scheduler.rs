@@ -32,8 +32,9 @@ impl std::fmt::Debug for ScheduledBackups {
 }
 
 impl ScheduledBackups {
-    pub fn new(creator: Creator, zone: Zone) -> Self {
-        ScheduledBackups { creator, zone, health: Arc::default() }
+    /// Runs in the creator's time zone.
+    pub fn new(creator: Creator) -> Self {
+        ScheduledBackups { zone: creator.zone.clone(), creator, health: Arc::default() }
     }
 
     /// The saved schedule, or the default (off) when none was saved.
@@ -169,8 +170,11 @@ mod tests {
             replicas: Vec::new(),
             lock: Arc::new(crate::testkit::ProcessLock::default()),
             lock_wait: std::time::Duration::ZERO,
+            zone: Zone::named(zone).unwrap(),
+            keep_overrides: Vec::new(),
+            pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
         };
-        World { scheduler: ScheduledBackups::new(creator, Zone::named(zone).unwrap()), clock, db, store, recorder }
+        World { scheduler: ScheduledBackups::new(creator), clock, db, store, recorder }
     }
 
     fn daily(hour: u8, max: u64) -> Schedule {

@@ -95,15 +95,63 @@ pub(crate) async fn remove(
     Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Json<Value>> {
     let name = parse_name(&filename)?;
-    match backup_domain::listing::delete(&state.backups.creator.stores(), &name, query.force).await {
+    match state.backups.creator.delete(&name, query.force).await {
         Ok(_) => Ok(Json(json!({ "success": true }))),
         Err(DeleteError::SafetyNeedsForce(_)) => {
             Err(ApiError::new(StatusCode::FORBIDDEN, "Safety backups cannot be deleted without force=true"))
         }
+        Err(DeleteError::PinnedNeedsForce(_)) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "Pinned backups cannot be deleted without force=true"))
+        }
+        Err(DeleteError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, "Pins are being changed; try again")),
         Err(DeleteError::NotFound(_)) => Err(ApiError::not_found("Backup not found")),
         Err(DeleteError::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::internal("Deleting", e)),
     }
+}
+
+/// `POST` pins the backup everywhere, `DELETE` unpins it.
+pub(crate) async fn pin(state: State<AppState>, filename: Path<String>) -> ApiResult<Json<Value>> {
+    set_pin(state, filename, true).await
+}
+
+pub(crate) async fn unpin(state: State<AppState>, filename: Path<String>) -> ApiResult<Json<Value>> {
+    set_pin(state, filename, false).await
+}
+
+async fn set_pin(State(state): State<AppState>, Path(filename): Path<String>, on: bool) -> ApiResult<Json<Value>> {
+    use backup_domain::pins::PinError;
+    let name = parse_name(&filename)?;
+    match state.backups.creator.pin(&name, on).await {
+        Ok(outcome) => Ok(Json(json!({
+            "success": true,
+            "pinned": on,
+            "saved": outcome.saved,
+            "failed": outcome.failed.iter().map(|(place, error)| json!({"destination": place, "error": error})).collect::<Vec<_>>(),
+        }))),
+        Err(PinError::NotFound(_)) => Err(ApiError::not_found("Backup not found")),
+        Err(PinError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, "Pins are being changed; try again")),
+        Err(e) => Err(ApiError::internal("Saving the pin", e)),
+    }
+}
+
+/// What retention would delete in every destination now, and why each
+/// kept backup is kept (`prune --dry-run`).
+pub(crate) async fn retention(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let done = state.backups.creator.prune(true).await.map_err(|e| ApiError::internal("Planning retention", e))?;
+    let destinations: Vec<Value> = done
+        .iter()
+        .map(|(place, o)| {
+            json!({
+                "destination": place,
+                "policy": o.policy,
+                "delete": o.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "kept": o.kept,
+                "error": o.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "timeZone": state.backups.zone.name(), "destinations": destinations })))
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {

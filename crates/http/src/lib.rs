@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .route("/restore/upload", post(restore::restore_upload).layer(DefaultBodyLimit::disable()))
         .route("/inspect/{filename}", get(restore::inspect).post(restore::inspect_encrypted))
         .route("/history", get(backups::history))
+        .route("/retention", get(backups::retention))
+        .route("/{filename}/pin", post(backups::pin).delete(backups::unpin))
         .route("/{filename}", delete(backups::remove))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
     let setup = Router::new()

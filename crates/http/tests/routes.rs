@@ -21,7 +21,7 @@ use backup_domain::ports::BackupStore;
 use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::testkit::FixedClock;
 use backup_domain::testkit::restore::{Accounts, FakeCredentials, MemoryKeyStore, NoScratch, Vault, World, restorer};
-use backup_domain::{BackupEncryption, BackupName, Zone};
+use backup_domain::{BackupEncryption, BackupName};
 use backup_http::{AppState, InstancePaths, SetupRestores, router};
 
 const TOKEN: &str = "bearer-for-tests";
@@ -41,7 +41,7 @@ fn harness() -> Harness {
     let store = MemoryStore::default();
     let restorer = restorer(&world, &store);
     let state = AppState {
-        backups: ScheduledBackups::new(restorer.creator.clone(), Zone::utc()),
+        backups: ScheduledBackups::new(restorer.creator.clone()),
         restorer,
         encryption: BackupEncryption { key_store: Arc::new(MemoryKeyStore::default()), vault: Arc::new(Vault) },
         sessions: Arc::new(Accounts(world.clone())),

@@ -41,6 +41,8 @@ use journal::{Item, Journal, JournalError, Paths, Role, State};
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
 const LOCK: &str = ".framerr-backup.lock";
+/// Beside it: held while pins change and while retention reads them.
+const PINS_LOCK: &str = ".framerr-backup.pins.lock";
 /// Old copies of replaced files, kept until the journal is finished.
 pub(crate) const OLD_PREFIX: &str = ".framerr-old-";
 pub(crate) const DATABASE_FILE: &str = "framerr.db";
@@ -121,6 +123,12 @@ impl FsInstance {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The lock that serializes pin changes with retention (short: a
+    /// pin never waits for a whole backup).
+    pub fn pins_lock(&self) -> PinsLock {
+        PinsLock { path: self.layout.data_dir().join(PINS_LOCK) }
     }
 
     /// The instance lock (see [`InstanceLock`]).
@@ -482,6 +490,31 @@ impl InstanceLock for FsInstanceLock {
         let (lock, _) = tokio::task::spawn_blocking(move || this.acquire_blocking(wait))
             .await
             .map_err(|e| LockError::Failed(e.to_string()))??;
+        Ok(Arc::new(HeldLock(lock)))
+    }
+}
+
+/// `flock` on `.framerr-backup.pins.lock`; nothing to recover.
+#[derive(Debug, Clone)]
+pub struct PinsLock {
+    path: PathBuf,
+}
+
+#[async_trait]
+impl InstanceLock for PinsLock {
+    async fn acquire(&self, wait: Duration) -> Result<Arc<dyn Held>, LockError> {
+        let path = self.path.clone();
+        let lock = tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| LockError::Failed(format!("{}: {e}", dir.display())))?;
+            }
+            backup_fsutil::lock_exclusive(&path, wait).map_err(|e| match e {
+                backup_fsutil::LockError::Busy(path) => LockError::Busy(path.display().to_string()),
+                other => LockError::Failed(other.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| LockError::Failed(e.to_string()))??;
         Ok(Arc::new(HeldLock(lock)))
     }
 }

@@ -2,14 +2,14 @@ use std::process::ExitCode;
 
 use backup_app::Engine;
 use backup_domain::BackupName;
-use backup_domain::listing::{DeleteError, delete};
+use backup_domain::listing::DeleteError;
 
 use super::CliResult;
 use crate::args::DeleteArgs;
 
 pub(crate) async fn run(engine: &Engine, args: DeleteArgs) -> CliResult {
     let name = BackupName::parse(&args.name).map_err(|e| format!("{:?}: {e}", args.name))?;
-    match delete(&engine.stores(), &name, args.force).await {
+    match engine.creator.delete(&name, args.force).await {
         Ok(places) => {
             for place in places {
                 println!("Deleted {name} from {place}");
@@ -18,6 +18,9 @@ pub(crate) async fn run(engine: &Engine, args: DeleteArgs) -> CliResult {
         }
         Err(DeleteError::SafetyNeedsForce(_)) => {
             Err(format!("{name} is a safety backup, kept to undo a restore; add --force to delete it").into())
+        }
+        Err(DeleteError::PinnedNeedsForce(_)) => {
+            Err(format!("{name} is pinned; unpin it first (framerr-backup unpin {name}), or add --force").into())
         }
         Err(e) => Err(e.into()),
     }

@@ -24,12 +24,13 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
     let width = listing.backups.iter().map(|b| b.name.to_string().len()).max().unwrap_or(4).max(4);
     let several = !engine.settings.destinations.is_empty();
     let header = format!(
-        "{:width$}  {:9}  {:>10}  {:20}  {:9}{}",
+        "{:width$}  {:9}  {:>10}  {:20}  {:9}  {:6}{}",
         "NAME",
         "TYPE",
         "SIZE",
         "CREATED (UTC)",
         "ENCRYPTED",
+        "PINNED",
         if several { "  WHERE" } else { "" }
     );
     println!("{}", header.trim_end());
@@ -38,9 +39,10 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
             .created_at
             .map_or_else(|| "-".to_owned(), |t| backup_domain::timefmt::to_iso_millis(t)[..19].replace('T', " "));
         let encrypted = if b.encrypted { "yes" } else { "no" };
+        let pinned = if b.pinned { "yes" } else { "no" };
         let places = if several { format!("  {}", b.locations.join(", ")) } else { String::new() };
         let line = format!(
-            "{:width$}  {:9}  {:>10}  {:20}  {encrypted:9}{places}",
+            "{:width$}  {:9}  {:>10}  {:20}  {encrypted:9}  {pinned:6}{places}",
             b.name.to_string(),
             b.kind.to_string(),
             human_size(b.size),

@@ -5,6 +5,8 @@ mod create;
 mod delete;
 mod encryption;
 mod list;
+mod pin;
+mod prune;
 mod restore;
 mod schedule;
 mod serve;
@@ -50,6 +52,9 @@ pub(crate) async fn run(args: Args) -> CliResult {
             Command::Create(a) => create::run(&engine, a).await,
             Command::List(a) => list::run(&engine, a).await,
             Command::Delete(a) => delete::run(&engine, a).await,
+            Command::Pin(a) => pin::run(&engine, a, true).await,
+            Command::Unpin(a) => pin::run(&engine, a, false).await,
+            Command::Prune(a) => prune::run(&engine, a).await,
             Command::Verify(a) => verify::run(&engine, a).await,
             Command::Restore(a) => restore::run(&engine, a).await,
             Command::Encryption(c) => encryption::run(&engine, c).await,

@@ -330,6 +330,9 @@ pub fn restorer(w: &Arc<World>, store: &MemoryStore) -> Restorer {
         replicas: Vec::new(),
         lock: w.lock.clone(),
         lock_wait: std::time::Duration::ZERO,
+        zone: crate::Zone::utc(),
+        keep_overrides: Vec::new(),
+        pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
     };
     Restorer {
         creator,

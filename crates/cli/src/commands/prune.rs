@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use backup_app::Engine;
+use serde_json::json;
+
+use super::CliResult;
+use crate::args::PruneArgs;
+
+pub(crate) async fn run(engine: &Engine, args: PruneArgs) -> CliResult {
+    let done = engine.creator.prune(args.dry_run).await?;
+    let failed = done.iter().any(|(_, o)| o.error.is_some() || !o.failed.is_empty());
+    let code = if failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    if args.json {
+        let destinations: Vec<_> = done
+            .iter()
+            .map(|(place, o)| {
+                json!({
+                    "destination": place,
+                    "policy": o.policy,
+                    "dryRun": args.dry_run,
+                    "delete": o.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "kept": o.kept,
+                    "failed": o.failed.iter().map(|(n, e)| json!({"filename": n.to_string(), "error": e})).collect::<Vec<_>>(),
+                    "error": o.error,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "destinations": destinations }))?);
+        return Ok(code);
+    }
+    let verb = if args.dry_run { "would delete" } else { "deleted" };
+    for (place, o) in &done {
+        match (&o.error, o.policy) {
+            (Some(e), _) => {
+                println!("{place}: retention did not run: {e}");
+                continue;
+            }
+            (None, None) => {
+                println!("{place}: no retention policy (no schedule saved), everything is kept");
+                continue;
+            }
+            (None, Some(policy)) => println!("{place}: keep {policy} (zone {})", engine.settings.zone.name()),
+        }
+        for name in &o.deleted {
+            println!("  {verb:12}  {name}");
+        }
+        for (name, e) in &o.failed {
+            println!("  {:12}  {name}: {e}", "FAILED");
+        }
+        for kept in &o.kept {
+            let why: Vec<String> = kept.reasons.iter().map(ToString::to_string).collect();
+            println!("  {:12}  {}  ({})", "keep", kept.name, why.join(", "));
+        }
+    }
+    Ok(code)
+}
