@@ -12,6 +12,13 @@ pub const FIXTURE_KEY: &str = "f00dfacecafebeef0123456789abcdef00112233445566778
 pub const FIXTURE_PASSWORD: &str = "correct horse battery";
 /// The instance lock's file beside the database: permanent, empty.
 pub const LOCK_FILE: &str = ".framerr-backup.lock";
+/// Beside it: serializes pin changes with retention. Permanent too.
+pub const PINS_LOCK_FILE: &str = ".framerr-backup.pins.lock";
+
+/// One of the permanent, empty lock files.
+pub fn is_lock_file(name: &str) -> bool {
+    name.ends_with(LOCK_FILE) || name.ends_with(PINS_LOCK_FILE)
+}
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -291,7 +298,7 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
             }
             let name = p.strip_prefix(dir).unwrap().display().to_string();
             let empty = std::fs::metadata(&p).unwrap().len() == 0;
-            if name.ends_with("-shm") || (name.ends_with("-wal") && empty) || name.ends_with(LOCK_FILE) {
+            if name.ends_with("-shm") || (name.ends_with("-wal") && empty) || is_lock_file(&name) {
                 continue;
             }
             out.insert(name, hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())));

@@ -218,8 +218,9 @@ fn damaged_encrypted_backups_are_refused_and_nothing_is_restored() {
         assert!(err.contains(want), "{what}: {err}");
         assert!(!inst.db().exists(), "{what}: something was restored");
         let left: Vec<_> = std::fs::read_dir(inst.data()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        let leftover =
-            |n: &std::ffi::OsString| n.to_string_lossy().starts_with(".framerr") && n != backup_e2e::LOCK_FILE;
+        let leftover = |n: &std::ffi::OsString| {
+            n.to_string_lossy().starts_with(".framerr") && !backup_e2e::is_lock_file(&n.to_string_lossy())
+        };
         assert!(!left.iter().any(leftover), "{what}: {left:?}");
     }
 }

@@ -146,7 +146,7 @@ for name in names:
 left = []
 for root, dirs, files in os.walk(data):
     for f in files + dirs:
-        if f.startswith(".framerr") and f != ".framerr-backup.lock": left.append(os.path.join(root, f))
+        if f.startswith(".framerr") and f not in (".framerr-backup.lock", ".framerr-backup.pins.lock"): left.append(os.path.join(root, f))
 ok = sqlite3.connect(os.path.join(data, "framerr.db")).execute("PRAGMA integrity_check").fetchone()[0]
 print(json.dumps({"stats": {k: (v[:5] if isinstance(v, list) else v) for k, v in stats.items()},
     "error_count": len(stats["errors"]), "restore_failures": len(stats["restore_failed"]),

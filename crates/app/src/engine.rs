@@ -110,6 +110,7 @@ impl Engine {
             zone: settings.zone.clone(),
             keep_overrides,
             pins_lock,
+            contents: backup_domain::ports::Contents::Lean,
         };
         let scratch: Arc<dyn Scratch> = Arc::new(FsScratch::new(&settings.backups));
         let restorer = Restorer {

@@ -147,6 +147,10 @@ pub(crate) struct CreateArgs {
     /// (unencrypted) backup anyway
     #[arg(long)]
     pub(crate) plain: bool,
+    /// Keep the caches every restore deletes (media library, monitor
+    /// history, notifications); sessions and tokens are never kept
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 #[derive(Debug, ClapArgs)]

@@ -15,8 +15,8 @@ use crate::manifest::{Encryption, Manifest};
 use crate::name::{BackupFormat, BackupName};
 use crate::pins;
 use crate::ports::{
-    Archiver, BackupStore, Clock, Database, Held, InstanceLock, LiveDatabase, LockError, Progress, ProgressEvent,
-    Snapshot, SnapshotKind, StoredBackup,
+    Archiver, BackupStore, Clock, Contents, Database, Held, InstanceLock, LiveDatabase, LockError, Progress,
+    ProgressEvent, Snapshot, SnapshotKind, StoredBackup,
 };
 use crate::retention::{self, KeepPolicy, Plan, Rules};
 use crate::schedule::Zone;
@@ -111,6 +111,8 @@ pub struct Creator {
     /// Serializes changes to pins with retention's reading of them, across
     /// processes, without waiting for a running backup.
     pub pins_lock: Arc<dyn InstanceLock>,
+    /// How much of the instance-specific data backups carry.
+    pub contents: Contents,
 }
 
 /// The instance, held: this process's busy flag, then the instance lock.
@@ -319,6 +321,7 @@ impl Creator {
         let mut manifest = Manifest::new(kind, self.clock.now(), encryption, self.archiver.assets().await);
         manifest.user_version = snapshot.user_version();
         manifest.damaged = snapshot.damaged().map(str::to_owned);
+        manifest.omitted_rows = snapshot.omitted_rows();
         self.step(id, "archive", 5);
         let report = |percent: u8| self.step(id, "archive", 5 + (percent.min(100) as u16 * 90 / 100) as u8);
         Ok(self.archiver.write(&*snapshot, manifest, out, &report).await?)
@@ -330,9 +333,9 @@ impl Creator {
     /// what a broken instance needs, and its files must not be lost.
     async fn snapshot(&self, kind: BackupKind) -> Result<Box<dyn Snapshot>, CreateError> {
         if kind != BackupKind::Safety {
-            return Ok(self.db.snapshot(SnapshotKind::Portable).await?);
+            return Ok(self.db.snapshot(SnapshotKind::Portable, self.contents).await?);
         }
-        match self.db.snapshot(SnapshotKind::SameInstance).await {
+        match self.db.snapshot(SnapshotKind::SameInstance, self.contents).await {
             Ok(snapshot) => Ok(snapshot),
             Err(e @ (DbError::NotSqlite(_) | DbError::Corrupt { .. })) => Ok(self.db.raw_copy(&e.to_string()).await?),
             Err(e) => Err(e.into()),
@@ -481,7 +484,7 @@ mod tests {
         Db {}
         #[async_trait]
         impl Database for Db {
-            async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError>;
+            async fn snapshot(&self, kind: SnapshotKind, contents: Contents) -> Result<Box<dyn Snapshot>, DbError>;
             async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;
             async fn state(&self) -> crate::ports::LiveDatabase;
             async fn schedule(&self) -> Result<Option<Schedule>, DbError>;
@@ -509,6 +512,7 @@ mod tests {
             zone: Zone::utc(),
             keep_overrides: Vec::new(),
             pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
+            contents: Contents::Lean,
         };
         (creator, recorder)
     }
@@ -537,7 +541,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-safety-2025-01-01T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().times(1).returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().times(1).returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(1).returning(|| Ok(Some(schedule_keeping(1))));
             let (creator, recorder) = creator(db, &store, false);
             let created = creator.create(BackupKind::Manual).await.unwrap();
@@ -567,7 +571,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(1).returning(|| Ok(None));
             let (creator, _) = creator(db, &store, false);
             creator.create(BackupKind::Scheduled).await.unwrap();
@@ -581,7 +585,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(0);
             let (creator, recorder) = creator(db, &store, true);
             let err = creator.create(BackupKind::Scheduled).await.unwrap_err();
@@ -617,7 +621,7 @@ mod tests {
             seed(&primary, &["framerr-manual-2026-01-01T00-00-00.zip"]).await;
             seed(&replica, &["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
             let (mut creator, recorder) = creator(db, &primary, false);
             creator.replicas = vec![Arc::new(replica.clone()), Arc::new(crate::testkit::DownStore)];
@@ -652,7 +656,7 @@ mod tests {
             seed(&primary, &old).await;
             seed(&nas, &old).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
             let (mut creator, _) = creator(db, &primary, false);
             creator.replicas = vec![Arc::new(nas.clone())];
@@ -686,7 +690,7 @@ mod tests {
             let store = MemoryStore::default();
             seed(&store, &["framerr-safety-2026-11-26T03-00-00.zip"]).await;
             let mut db = MockDb::new();
-            db.expect_snapshot().returning(|_| Ok(Box::new(FakeSnapshot)));
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
             db.expect_schedule().times(0);
             let (creator, _) = creator(db, &store, false);
             let created = creator.create(BackupKind::Safety).await.unwrap();

@@ -29,6 +29,18 @@ pub const PURGED_ON_RESTORE: [&str; 10] = [
     "service_monitor_aggregates",
 ];
 
+/// Tables whose rows no backup carries: live credentials (a session token
+/// signs its holder in to the running instance), which every restore
+/// deletes anyway.
+pub const NEVER_BACKED_UP: [&str; 3] = ["sessions", "push_subscriptions", "sso_setup_tokens"];
+
+/// The tables whose rows a backup leaves out (their schema stays): the
+/// whole purge list by default, since every restore deletes those rows;
+/// with `full`, the secrets only.
+pub fn omitted_tables(full: bool) -> &'static [&'static str] {
+    if full { &NEVER_BACKED_UP } else { &PURGED_ON_RESTORE }
+}
+
 /// The archive entry that holds the database.
 pub const DATABASE_ENTRY: &str = "framerr.db";
 /// The archive entry that holds this manifest.
@@ -116,6 +128,10 @@ pub struct Manifest {
     /// as `framerr.db-wal`), and this says why it could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
+    /// Tables whose rows were left out of the database entry (their schema
+    /// is there, empty): rows every restore deletes anyway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted_rows: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<EntryDigest>>,
 }
@@ -154,6 +170,7 @@ impl Manifest {
             generator: Some(Generator::this_crate()),
             user_version: None,
             damaged: None,
+            omitted_rows: Vec::new(),
             entries: None,
         }
     }

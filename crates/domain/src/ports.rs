@@ -164,6 +164,10 @@ pub trait Snapshot: Send + Sync {
     fn damaged(&self) -> Option<&str> {
         None
     }
+    /// The tables whose rows this copy leaves out.
+    fn omitted_rows(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a backup copies of the live database.
@@ -175,6 +179,25 @@ pub enum SnapshotKind {
     /// Credentials left encrypted with this instance's key: for safety
     /// backups, which are restored onto the instance that made them.
     SameInstance,
+}
+
+/// How much of the instance-specific data a snapshot keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Contents {
+    /// Without the rows every restore deletes (the purge list: caches,
+    /// monitor history, sessions, tokens): smaller, faster, no secrets.
+    #[default]
+    Lean,
+    /// With the caches too (never sessions, push subscriptions or SSO
+    /// setup tokens): `create --full`.
+    Full,
+}
+
+impl Contents {
+    /// The tables whose rows are left out.
+    pub fn omitted_tables(self) -> &'static [&'static str] {
+        crate::manifest::omitted_tables(self == Contents::Full)
+    }
 }
 
 /// The live database as restore sees it before replacing it.
@@ -206,7 +229,7 @@ impl LiveDatabase {
 /// state that existed at one instant.
 #[async_trait]
 pub trait Database: Send + Sync {
-    async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError>;
+    async fn snapshot(&self, kind: SnapshotKind, contents: Contents) -> Result<Box<dyn Snapshot>, DbError>;
     /// The live files as they are, for a safety backup of a database that
     /// cannot be read.
     async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;

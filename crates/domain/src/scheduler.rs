@@ -173,6 +173,7 @@ mod tests {
             zone: Zone::named(zone).unwrap(),
             keep_overrides: Vec::new(),
             pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
+            contents: crate::ports::Contents::Lean,
         };
         World { scheduler: ScheduledBackups::new(creator), clock, db, store, recorder }
     }

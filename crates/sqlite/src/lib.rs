@@ -23,7 +23,7 @@ use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
-use backup_domain::ports::{Database, FieldCipher, LiveDatabase, Snapshot, SnapshotKind};
+use backup_domain::ports::{Contents, Database, FieldCipher, LiveDatabase, Snapshot, SnapshotKind};
 use backup_domain::{DbError, Schedule};
 
 pub use files::SqliteFiles;
@@ -189,8 +189,8 @@ pub async fn user_version(path: &Path) -> Result<i64, DbError> {
 
 #[async_trait]
 impl Database for SqliteDatabase {
-    async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError> {
-        Ok(Box::new(snapshot::take(self, kind).await?))
+    async fn snapshot(&self, kind: SnapshotKind, contents: Contents) -> Result<Box<dyn Snapshot>, DbError> {
+        Ok(Box::new(snapshot::take(self, kind, contents).await?))
     }
 
     async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError> {

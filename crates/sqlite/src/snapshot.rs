@@ -12,7 +12,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use backup_domain::DbError;
 use backup_domain::credentials::{CredentialColumn, Portable, portable};
-use backup_domain::ports::{FieldCipher, Snapshot, SnapshotKind};
+use backup_domain::ports::{Contents, FieldCipher, Snapshot, SnapshotKind};
 use backup_fsutil::temp::SNAPSHOT_PREFIX;
 use backup_fsutil::temporary_path;
 
@@ -28,6 +28,8 @@ pub struct SqliteSnapshot {
     /// A raw copy of a database that cannot be read: why, and its WAL.
     damaged: Option<String>,
     wal: Option<(PathBuf, u64)>,
+    /// Tables emptied in the copy.
+    omitted: Vec<String>,
 }
 
 impl SqliteSnapshot {
@@ -58,6 +60,10 @@ impl Snapshot for SqliteSnapshot {
         self.damaged.as_deref()
     }
 
+    fn omitted_rows(&self) -> Vec<String> {
+        self.omitted.clone()
+    }
+
     async fn extras(&self) -> Result<Vec<(String, u64, Box<dyn AsyncRead + Send + Unpin>)>, DbError> {
         let Some((path, size)) = &self.wal else { return Ok(Vec::new()) };
         let file = tokio::fs::File::open(path)
@@ -85,7 +91,7 @@ async fn new_snapshot(db: &SqliteDatabase) -> Result<SqliteSnapshot, DbError> {
         .map_err(|e| DbError::Other(format!("cannot create {}: {e}", display(&db.work_dir))))?;
     let path = temporary_path(&db.work_dir, SNAPSHOT_PREFIX, "framerr.db")
         .map_err(|e| DbError::Other(format!("cannot write in {}: {e}", display(&db.work_dir))))?;
-    Ok(SqliteSnapshot { path, size: 0, user_version: None, damaged: None, wal: None })
+    Ok(SqliteSnapshot { path, size: 0, user_version: None, damaged: None, wal: None, omitted: Vec::new() })
 }
 
 /// The live database and its WAL copied byte for byte: all that can be
@@ -110,7 +116,11 @@ pub(crate) async fn raw(db: &SqliteDatabase, why: &str) -> Result<SqliteSnapshot
     Ok(snapshot)
 }
 
-pub(crate) async fn take(db: &SqliteDatabase, kind: SnapshotKind) -> Result<SqliteSnapshot, DbError> {
+pub(crate) async fn take(
+    db: &SqliteDatabase,
+    kind: SnapshotKind,
+    contents: Contents,
+) -> Result<SqliteSnapshot, DbError> {
     // Read-only: a backup never writes to the live database, not even a
     // checkpoint when its connection closes.
     crate::check_is_sqlite(&db.path).await?;
@@ -135,12 +145,58 @@ pub(crate) async fn take(db: &SqliteDatabase, kind: SnapshotKind) -> Result<Sqli
     if let (Some(cipher), SnapshotKind::Portable) = (&db.cipher, kind) {
         make_portable(&mut copy, cipher.as_ref()).await.map_err(|e| map_err(&p, e))?;
     }
+    snapshot.omitted = leave_out(&mut copy, contents.omitted_tables()).await.map_err(|e| map_err(&p, e))?;
     copy.close().await.map_err(|e| map_err(&p, e))?;
     snapshot.size = tokio::fs::metadata(&snapshot.path)
         .await
         .map_err(|e| DbError::Other(format!("{}: {e}", display(&snapshot.path))))?
         .len();
     Ok(snapshot)
+}
+
+/// Empties `tables` in the copy, keeping their schema, and rebuilds the
+/// media library's search index over what is left, as Framerr's restore
+/// does. Their triggers are set aside while the rows go, so that SQLite
+/// truncates the table instead of firing a full-text delete per row, then
+/// put back with their exact text. The file is compacted when rows went.
+/// Returns the tables that exist (emptied or already empty).
+async fn leave_out(conn: &mut SqliteConnection, tables: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut omitted = Vec::new();
+    let mut removed = 0;
+    for table in tables {
+        if !table_exists(&mut tx, table).await? {
+            continue;
+        }
+        let triggers: Vec<(String, String)> = sqlx::query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND sql IS NOT NULL",
+        )
+        .bind(*table)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        for (name, _) in &triggers {
+            sqlx::query(AssertSqlSafe(format!("DROP TRIGGER {}", ident(name)))).execute(&mut *tx).await?;
+        }
+        removed += sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", ident(table))))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for (_, sql) in &triggers {
+            sqlx::query(AssertSqlSafe(sql.clone())).execute(&mut *tx).await?;
+        }
+        omitted.push((*table).to_owned());
+    }
+    if omitted.iter().any(|t| t == "media_library") && table_exists(&mut tx, "media_library_fts").await? {
+        sqlx::query("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')").execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    if removed > 0 {
+        sqlx::query("VACUUM").execute(&mut *conn).await?;
+    }
+    Ok(omitted)
 }
 
 async fn open_copy(path: &Path) -> Result<SqliteConnection, DbError> {

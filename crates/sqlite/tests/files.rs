@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backup_domain::credentials::{CredentialColumn, Restored};
 use backup_domain::encryption::{KeyStoreDecision, KeyStoreRow};
 use backup_domain::manifest::PURGED_ON_RESTORE;
-use backup_domain::ports::{Database, LiveDatabase, SnapshotKind};
+use backup_domain::ports::{Contents, Database, LiveDatabase, SnapshotKind};
 use backup_domain::restore::{DatabaseFiles, PostRestorePlan};
 use backup_sqlite::{SqliteDatabase, SqliteFiles};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -158,7 +158,7 @@ async fn the_live_database_is_absent_readable_or_damaged_and_a_damaged_one_is_co
         let extras = raw.extras().await.unwrap();
         assert_eq!(extras.iter().map(|(n, s, _)| (n.as_str(), *s)).collect::<Vec<_>>(), [("framerr.db-wal", 9)]);
         drop((raw, extras));
-        assert!(broken_db.snapshot(SnapshotKind::SameInstance).await.is_err());
+        assert!(broken_db.snapshot(SnapshotKind::SameInstance, Contents::Full).await.is_err());
         let left: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.iter().all(|n| n.to_string_lossy().starts_with(".framerr-owner-")), "{left:?}");
     }

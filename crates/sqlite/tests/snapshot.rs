@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use backup_domain::ports::{Database, FieldCipher, SnapshotKind};
+use backup_domain::ports::{Contents, Database, FieldCipher, SnapshotKind};
 use backup_sqlite::SqliteDatabase;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, Row, SqliteConnection};
@@ -81,7 +81,7 @@ async fn snapshots_hold_one_instant_while_a_writer_hammers() {
     let mut last_n = -1i64;
     let during = commits.load(Ordering::Relaxed);
     for i in 0..12 {
-        let snapshot = db.snapshot(SnapshotKind::Portable).await.unwrap();
+        let snapshot = db.snapshot(SnapshotKind::Portable, Contents::Full).await.unwrap();
         assert_eq!(snapshot.user_version(), Some(48));
         let copy = dir.path().join(format!("copy-{i}.db"));
         materialise(snapshot.as_ref(), &copy).await;
@@ -131,7 +131,7 @@ async fn credentials_are_decrypted_in_the_copy_only() {
         .unwrap();
     let cipher: Arc<dyn FieldCipher> = Arc::new(backup_crypto::FieldCrypto::new(&key));
     let db = SqliteDatabase::new(&live, dir.path(), Some(cipher));
-    let snapshot = db.snapshot(SnapshotKind::Portable).await.unwrap();
+    let snapshot = db.snapshot(SnapshotKind::Portable, Contents::Full).await.unwrap();
     let copy = dir.path().join("copy.db");
     materialise(snapshot.as_ref(), &copy).await;
     let mut conn = connect(&copy, false).await;
@@ -150,7 +150,7 @@ async fn credentials_are_decrypted_in_the_copy_only() {
     assert!(!still.starts_with('{'));
     // A safety backup's snapshot keeps this instance's encryption: it is
     // restored here, and must not hold API keys in clear.
-    let snapshot = db.snapshot(SnapshotKind::SameInstance).await.unwrap();
+    let snapshot = db.snapshot(SnapshotKind::SameInstance, Contents::Full).await.unwrap();
     let same = dir.path().join("same.db");
     materialise(snapshot.as_ref(), &same).await;
     let mut conn = connect(&same, false).await;
@@ -176,7 +176,7 @@ async fn credentials_are_decrypted_in_the_copy_only() {
     let wrong: Arc<dyn FieldCipher> =
         Arc::new(backup_crypto::FieldCrypto::new(&backup_crypto::InstanceKey::from_bytes([9; 32])));
     let db = SqliteDatabase::new(&live, dir.path(), Some(wrong));
-    let snapshot = db.snapshot(SnapshotKind::Portable).await.unwrap();
+    let snapshot = db.snapshot(SnapshotKind::Portable, Contents::Full).await.unwrap();
     let copy2 = dir.path().join("copy2.db");
     materialise(snapshot.as_ref(), &copy2).await;
     let mut conn = connect(&copy2, false).await;

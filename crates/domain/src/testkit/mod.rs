@@ -108,7 +108,7 @@ pub struct MemoryDb {
 
 #[async_trait]
 impl Database for MemoryDb {
-    async fn snapshot(&self, _: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError> {
+    async fn snapshot(&self, _: SnapshotKind, _: crate::ports::Contents) -> Result<Box<dyn Snapshot>, DbError> {
         Ok(Box::new(FakeSnapshot))
     }
     async fn raw_copy(&self, _: &str) -> Result<Box<dyn Snapshot>, DbError> {

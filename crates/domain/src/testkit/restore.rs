@@ -80,7 +80,7 @@ pub struct Db(pub Arc<World>);
 
 #[async_trait]
 impl Database for Db {
-    async fn snapshot(&self, kind: SnapshotKind) -> Result<Box<dyn Snapshot>, DbError> {
+    async fn snapshot(&self, kind: SnapshotKind, _: crate::ports::Contents) -> Result<Box<dyn Snapshot>, DbError> {
         let w = &self.0;
         w.log.push(format!("snapshot {kind:?} busy={} locked={}", w.busy.is_busy(), w.lock.is_held()));
         match &*w.live.lock().unwrap() {
@@ -333,6 +333,7 @@ pub fn restorer(w: &Arc<World>, store: &MemoryStore) -> Restorer {
         zone: crate::Zone::utc(),
         keep_overrides: Vec::new(),
         pins_lock: Arc::new(crate::testkit::ProcessLock::default()),
+        contents: crate::ports::Contents::Lean,
     };
     Restorer {
         creator,
