@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]] [--media ROWS]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -23,6 +23,7 @@ struct Options {
     load: bool,
     s3: bool,
     soak: Option<f64>,
+    media: Option<u64>,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -39,8 +40,17 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o =
-        Options { size: 1 << 30, runs: 3, threads: None, keep: None, shell: true, load: false, s3: false, soak: None };
+    let mut o = Options {
+        size: 1 << 30,
+        runs: 3,
+        threads: None,
+        keep: None,
+        shell: true,
+        load: false,
+        s3: false,
+        soak: None,
+        media: None,
+    };
     let mut size_given = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -58,6 +68,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--s3" => o.s3 = true,
             "--soak" => o.soak = Some(o.soak.unwrap_or(10.0)),
             "--minutes" => o.soak = Some(value()?.parse().map_err(|_| "bad --minutes")?),
+            "--media" => o.media = Some(value()?.parse().map_err(|_| "bad --media")?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -179,6 +190,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     let o = parse(args)?;
     crate::run(cargo().args(["build", "--release", "-p", "backup-cli", "--bin", "framerr-backup"]))?;
     let bin = crate::tools::root().join("target/release/framerr-backup");
+    if let Some(rows) = o.media {
+        return media(&bin, rows, o.runs);
+    }
     let temp;
     let dir = match &o.keep {
         Some(d) => {
@@ -204,8 +218,11 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
+    // The instance's bulk is a media library, which a default backup
+    // leaves out (every restore deletes it): --full measures the whole
+    // streaming path. `--media` measures what leaving it out saves.
     let ours = format!(
-        "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent{threads} create --output \"$OUT/ours.zip.tmp\" && mv \"$OUT/ours.zip.tmp\" \"$OUT/ours.zip\""
+        "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent{threads} create --full --output \"$OUT/ours.zip.tmp\" && mv \"$OUT/ours.zip.tmp\" \"$OUT/ours.zip\""
     );
     let shell = "rm -f \"$OUT/tmp.db\" \"$OUT/shell.zip\" && sqlite3 \"$DATA/framerr.db\" \".backup '$OUT/tmp.db'\" && cd \"$DATA\" && zip -q -6 -r \"$OUT/shell.zip\" \"$OUT/tmp.db\" upload public && rm -f \"$OUT/tmp.db\"";
     let verify = "\"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent verify \"$OUT/ours.zip\"";
@@ -226,7 +243,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     cases.push(("framerr-backup restore", restore));
     // Encrypted: the same backup sealed with a password, into the backups
     // folder (an encrypted --output is not offered), then restored.
-    let create_encrypted = "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create && mv \"$DATA\"/backups/*.framerr-backup \"$OUT/ours.framerr-backup\"";
+    let create_encrypted = "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create --full && mv \"$DATA\"/backups/*.framerr-backup \"$OUT/ours.framerr-backup\"";
     let restore_encrypted = "rm -rf \"$OUT/restored\" && mkdir -p \"$OUT/restored\" && echo 'bench password' | \"$BIN\" --data-dir \"$OUT/restored\" --config-dir /nonexistent restore \"$OUT/ours.framerr-backup\" --yes --password-stdin && rm -rf \"$OUT/restored\"";
     cases.push(("framerr-backup create (encrypted)", create_encrypted));
     cases.push(("framerr-backup restore (encrypted)", restore_encrypted));
@@ -289,6 +306,68 @@ pub(crate) fn run(args: &[String]) -> Result {
     Ok(())
 }
 
+/// `--media ROWS`: Framerr's own instance (the fixture) with its media
+/// library filled through Framerr's triggers, so the search index holds
+/// every row: a default backup (which leaves the media tables out) against
+/// `create --full`.
+fn media(bin: &Path, rows: u64, runs: usize) -> Result {
+    let dir = crate::tools::root().join("target/bench-media");
+    let data = dir.join("data");
+    let marker = dir.join("rows");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(&rows.to_string()) {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let fixtures = std::env::var_os("FRAMERR_FIXTURES")
+            .map_or_else(|| crate::tools::root().join("../shared/fixtures"), PathBuf::from)
+            .join("framerr-0.4.1/instance-plain");
+        crate::run(Command::new("cp").arg("-r").arg(&fixtures).arg(&data))?;
+        crate::run(Command::new("chmod").args(["-R", "u+w"]).arg(&data))?;
+        eprintln!("adding {rows} media library rows ...");
+        let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+n = int(sys.argv[2])
+c.executemany("INSERT INTO media_library(integration_instance_id, media_type, item_key, title, original_title, year, summary, genres, actors, director, rating, duration, added_at) VALUES ('plex-1', 'episode', ?, ?, ?, ?, ?, 'Drama, Comedy', ?, ?, ?, ?, ?)",
+    ((f"/library/metadata/{i}", f"Episode {i} of a long running show", f"Original title {i}", 1990 + i % 35,
+      f"In episode {i} the crew discovers something that changes everything they knew about the station and its history. " * 2,
+      "Actor One, Actor Two, Actor Three", "A Director", (i % 100) / 10, 2_400_000, 1_700_000_000 + i) for i in range(n)))
+c.commit()
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+"#;
+        crate::run(Command::new("python3").arg("-c").arg(script).arg(data.join("framerr.db")).arg(rows.to_string()))?;
+        std::fs::write(&marker, rows.to_string()).map_err(|e| e.to_string())?;
+    }
+    let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
+    let env = [("BIN", bin), ("DATA", data.as_path()), ("OUT", dir.as_path())];
+    let cases =
+        [("framerr-backup create (default: media tables left out)", "lean"), ("framerr-backup create --full", "full")];
+    println!();
+    println!("Framerr 0.4.1 instance, {rows} media library rows, database {} MiB, {runs} runs each", db_size >> 20);
+    println!("| command | median wall time | peak RSS | backup size |");
+    println!("|---|---|---|---|");
+    for (label, out) in cases {
+        let full = if out == "full" { " --full" } else { "" };
+        let script = format!(
+            "rm -f \"$OUT/{out}.zip\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create{full} --output \"$OUT/{out}.zip\""
+        );
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for _ in 0..runs {
+            let (secs, rss) = measure(&script, &env)?;
+            times.push(secs);
+            peak = peak.max(rss);
+        }
+        let size = std::fs::metadata(dir.join(format!("{out}.zip"))).map_err(|e| e.to_string())?.len();
+        let size = if size < 1 << 20 {
+            format!("{} KiB", size >> 10)
+        } else {
+            format!("{:.1} MiB", size as f64 / (1 << 20) as f64)
+        };
+        println!("| {label} | {:.2} s | {} MiB | {size} |", median(times), peak / 1024);
+    }
+    Ok(())
+}
+
 /// `--s3`: a backup of the instance copied to a local S3-compatible server
 /// (moto from `cargo xtask tools`): the create plus the multipart upload.
 fn s3(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
@@ -320,7 +399,7 @@ fn s3(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
     crate::run(Command::new(&tools.python).arg("-c").arg(bucket))?;
     let url = format!("s3://bench/framerr?endpoint={endpoint}&allow_http=true&region=us-east-1");
     let script = format!(
-        "rm -rf \"$DATA/backups\" && AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent --destination '{url}' create"
+        "rm -rf \"$DATA/backups\" && AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent --destination '{url}' create --full"
     );
     let env: Vec<(&str, &Path)> = vec![("BIN", bin), ("DATA", data), ("OUT", dir)];
     let mut times = Vec::new();

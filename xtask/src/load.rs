@@ -76,7 +76,8 @@ pub(crate) fn run(bin: &Path, data: &Path) -> Result {
     let mut server = Command::new(bin)
         .args(["--data-dir"])
         .arg(data)
-        .args(["--config-dir", "/nonexistent", "serve", "--listen", "127.0.0.1:0"])
+        // The whole instance, media library included (see bench.rs).
+        .args(["--config-dir", "/nonexistent", "serve", "--full", "--listen", "127.0.0.1:0"])
         .env("FRAMERR_BACKUP_TOKEN", token)
         .stderr(Stdio::piped())
         .spawn()

@@ -110,7 +110,11 @@ impl Engine {
             zone: settings.zone.clone(),
             keep_overrides,
             pins_lock,
-            contents: backup_domain::ports::Contents::Lean,
+            contents: if settings.full {
+                backup_domain::ports::Contents::Full
+            } else {
+                backup_domain::ports::Contents::Lean
+            },
         };
         let scratch: Arc<dyn Scratch> = Arc::new(FsScratch::new(&settings.backups));
         let restorer = Restorer {

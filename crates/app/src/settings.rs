@@ -26,6 +26,8 @@ pub struct Flags {
     pub listen: Option<SocketAddr>,
     pub time_zone: Option<String>,
     pub upload_limit: Option<u64>,
+    /// Backups keep the caches every restore deletes.
+    pub full: bool,
 }
 
 /// Everything the engine is built from.
@@ -47,6 +49,9 @@ pub struct Settings {
     pub upload_limit: u64,
     /// How long a command waits for another process's backup or restore.
     pub lock_wait: Duration,
+    /// Backups keep the caches (media library, monitor history): the
+    /// `--full` flag, or `FRAMERR_BACKUP_FULL=true`. Never the sessions.
+    pub full: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -143,6 +148,7 @@ impl Settings {
             bearer_token,
             upload_limit: flags.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT),
             lock_wait: DEFAULT_LOCK_WAIT,
+            full: flags.full || var("FRAMERR_BACKUP_FULL").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
         })
     }
 }

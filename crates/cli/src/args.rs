@@ -100,6 +100,11 @@ pub(crate) struct ServeArgs {
     /// Largest accepted upload in bytes [default: 1 GiB]
     #[arg(long, value_name = "BYTES")]
     pub(crate) upload_limit: Option<u64>,
+    /// Backups keep the caches every restore deletes (media library,
+    /// monitor history, notifications); never sessions or tokens
+    /// [env: FRAMERR_BACKUP_FULL]
+    #[arg(long)]
+    pub(crate) full: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +187,7 @@ impl Args {
                 _ => serve.and_then(|s| s.time_zone.clone()),
             },
             upload_limit: serve.and_then(|s| s.upload_limit),
+            full: serve.is_some_and(|s| s.full) || matches!(&self.command, Command::Create(c) if c.full),
         }
     }
 }

@@ -14,11 +14,6 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
         KindArg::Scheduled => BackupKind::Scheduled,
         KindArg::Safety => BackupKind::Safety,
     };
-    let mut full = engine.clone();
-    if args.full {
-        full.creator.contents = backup_domain::ports::Contents::Full;
-    }
-    let engine = &full;
     match args.output.as_deref() {
         Some(path) if path == Path::new("-") => {
             engine.create_to_stdout(kind, args.plain).await?;
