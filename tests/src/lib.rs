@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 /// The instance key of the fixtures (../shared/fixtures README).
 pub const FIXTURE_KEY: &str = "f00dfacecafebeef0123456789abcdef00112233445566778899aabbccddeeff";
@@ -124,6 +125,16 @@ impl Instance {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
+    }
+
+    /// Runs with `input` on standard input (a password).
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child =
+            self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// Runs, expecting success; returns standard output.
@@ -343,5 +354,103 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// One request a [`Stub`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Lowercased names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == &name.to_ascii_lowercase()).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
+/// answers each with the next status of its script (then 200), for
+/// testing what we send to webhooks and friends.
+#[derive(Debug)]
+pub struct Stub {
+    pub base: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Stub {
+    pub fn start(script: &[u16]) -> Stub {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, script) = (received.clone(), std::sync::Arc::new(std::sync::Mutex::new(script.to_vec())));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (log, script) = (log.clone(), script.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let (method, path) =
+                            (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+                        let mut headers = Vec::new();
+                        loop {
+                            let mut h = String::new();
+                            reader.read_line(&mut h).unwrap();
+                            let h = h.trim_end();
+                            if h.is_empty() {
+                                break;
+                            }
+                            if let Some((n, v)) = h.split_once(':') {
+                                headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                            }
+                        }
+                        let len: usize = headers
+                            .iter()
+                            .find(|(n, _)| n == "content-length")
+                            .and_then(|(_, v)| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0; len];
+                        reader.read_exact(&mut body).unwrap();
+                        log.lock().unwrap().push(Received { method, path, headers, body });
+                        let status = {
+                            let mut s = script.lock().unwrap();
+                            if s.is_empty() { 200 } else { s.remove(0) }
+                        };
+                        let mut out = stream.try_clone().unwrap();
+                        let _ =
+                            write!(out, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok");
+                    }
+                });
+            }
+        });
+        Stub { base, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits up to `max` for at least `n` requests.
+    pub fn wait_for(&self, n: usize, max: Duration) -> Vec<Received> {
+        let end = std::time::Instant::now() + max;
+        while self.received().len() < n && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.received()
     }
 }

@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python, query};
 use serde_json::Value;
@@ -19,10 +18,7 @@ fn framerr_encrypted() -> PathBuf {
 
 /// Runs the binary with `input` on standard input.
 fn with_stdin(inst: &Instance, args: &[&str], input: &str) -> Output {
-    let mut child =
-        inst.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    inst.run_stdin(args, input)
 }
 
 fn ok_stdin(inst: &Instance, args: &[&str], input: &str) -> String {

@@ -8,11 +8,14 @@ use backup_crypto::manage::{InstanceVault, ServerKeyEnvelope};
 use backup_crypto::unseal::EnvelopeUnsealer;
 use backup_crypto::{BcryptCredentials, FieldCrypto};
 use backup_domain::auth::{Sessions, SignIn};
+use backup_domain::notify::{Notifier, Silent};
 use backup_domain::ports::{BackupStore, FieldCipher, Progress, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
+use backup_domain::verification::Verifier;
 use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
 use backup_fsutil::temp::{SCRATCH_PREFIX, SNAPSHOT_PREFIX, UPLOAD_PREFIX};
 use backup_instance::{FsInstance, FsInstanceLock, Layout, Recovered};
+use backup_notify::HttpNotifier;
 use backup_sqlite::{SqliteDatabase, SqliteFiles};
 use backup_store_fs::{FsScratch, FsStore};
 
@@ -30,6 +33,8 @@ pub const POST_RESTORE_DEADLINE: Duration = Duration::from_secs(10 * 60);
 pub enum EngineError {
     #[error("{0}")]
     Destination(String),
+    #[error(transparent)]
+    Notify(#[from] backup_notify::BadTarget),
 }
 
 /// The use cases, ready to run.
@@ -43,6 +48,10 @@ pub struct Engine {
     pub sessions: Arc<dyn Sessions>,
     pub sign_in: SignIn,
     pub scratch: Arc<dyn Scratch>,
+    pub verifier: Verifier,
+    /// The notification sender, when targets are configured (to drain it
+    /// before a command exits).
+    pub notifications: Option<HttpNotifier>,
     lock: FsInstanceLock,
 }
 
@@ -119,7 +128,7 @@ impl Engine {
         let scratch: Arc<dyn Scratch> = Arc::new(FsScratch::new(&settings.backups));
         let restorer = Restorer {
             creator: creator.clone(),
-            reader: Arc::new(ZipBackupReader::new(Arc::new(EnvelopeUnsealer))),
+            reader: Arc::new(ZipBackupReader::new(Arc::new(EnvelopeUnsealer { server_key: settings.key.clone() }))),
             instance: Arc::new(instance),
             db_files: Arc::new(SqliteFiles),
             cipher,
@@ -128,8 +137,25 @@ impl Engine {
             scratch: scratch.clone(),
             post_restore_deadline: POST_RESTORE_DEADLINE,
         };
+        let notifications = if settings.notify.is_empty() {
+            None
+        } else {
+            Some(HttpNotifier::start(&settings.notify, backup_notify::Tuning::default())?)
+        };
+        let notifier: Arc<dyn Notifier> = match &notifications {
+            Some(n) => Arc::new(n.clone()),
+            None => Arc::new(Silent),
+        };
+        let verifier = Verifier {
+            restorer: restorer.clone(),
+            key_store: db.clone(),
+            clock: Arc::new(SystemClock),
+            notifier: notifier.clone(),
+        };
         Ok(Engine {
-            scheduled: ScheduledBackups::new(creator.clone()),
+            scheduled: ScheduledBackups::new(creator.clone()).with_notifier(notifier),
+            verifier,
+            notifications,
             encryption: BackupEncryption { key_store: db.clone(), vault },
             sign_in: SignIn::new(db.clone(), Arc::new(BcryptCredentials), Arc::new(SystemClock)),
             sessions: db,

@@ -69,6 +69,8 @@ impl Engine {
                 database: absolute(&self.settings.db),
                 data_dir: absolute(&backup_fsutil::parent(&self.settings.db)),
             },
+            verifier: self.verifier.clone(),
+            metrics_token: self.settings.metrics_token.clone(),
         }
     }
 }

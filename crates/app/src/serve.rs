@@ -63,7 +63,9 @@ pub async fn serve(
 
     let schedule_changed = Arc::new(Notify::new());
     let state = engine.http_state(events, schedule_changed.clone());
-    let scheduler = tokio::spawn(crate::scheduler::run(engine.scheduled.clone(), schedule_changed));
+    let scheduler =
+        tokio::spawn(crate::scheduler::run(engine.scheduled.clone(), engine.verifier.clone(), schedule_changed));
+    let verification = tokio::spawn(crate::scheduler::verify_periodically(engine.verifier.clone()));
     let setup = state.setup.clone();
     let janitor = tokio::spawn(async move {
         loop {
@@ -78,6 +80,7 @@ pub async fn serve(
     crate::listen::serve_connections(listener, backup_http::router(state), shutdown, SHUTDOWN_GRACE).await;
     let cancelled_backup = busy.is_busy();
     scheduler.abort();
+    verification.abort();
     janitor.abort();
     let _ = scheduler.await;
     Ok(Stopped { cancelled_backup })

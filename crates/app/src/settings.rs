@@ -28,6 +28,8 @@ pub struct Flags {
     pub upload_limit: Option<u64>,
     /// Backups keep the caches every restore deletes.
     pub full: bool,
+    /// Notification targets; empty leaves them to `FRAMERR_BACKUP_NOTIFY`.
+    pub notify: Vec<String>,
 }
 
 /// Everything the engine is built from.
@@ -52,6 +54,10 @@ pub struct Settings {
     /// Backups keep the caches (media library, monitor history): the
     /// `--full` flag, or `FRAMERR_BACKUP_FULL=true`. Never the sessions.
     pub full: bool,
+    /// Where notices go (URLs with secrets: never logged as they are).
+    pub notify: Vec<String>,
+    /// `FRAMERR_BACKUP_METRICS_TOKEN`: lets a scraper read `/metrics` only.
+    pub metrics_token: Option<Arc<Zeroizing<String>>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -149,8 +155,35 @@ impl Settings {
             upload_limit: flags.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT),
             lock_wait: DEFAULT_LOCK_WAIT,
             full: flags.full || var("FRAMERR_BACKUP_FULL").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
+            metrics_token: var("FRAMERR_BACKUP_METRICS_TOKEN").map(|t| Arc::new(Zeroizing::new(t))),
+            notify: if flags.notify.is_empty() {
+                split_urls(&var("FRAMERR_BACKUP_NOTIFY").unwrap_or_default())
+            } else {
+                flags.notify.clone()
+            },
         })
     }
+}
+
+/// Splits a comma-separated list of URLs; a comma inside a URL (as in
+/// `?on=success,failure`) stays in it: a new item starts only where the
+/// text after a comma is itself a URL.
+pub(crate) fn split_urls(text: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in text.split(',') {
+        let starts_url = piece.trim().split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
+        });
+        match urls.last_mut() {
+            Some(last) if !starts_url => {
+                last.push(',');
+                last.push_str(piece.trim_end());
+            }
+            _ if piece.trim().is_empty() => {}
+            _ => urls.push(piece.trim().to_owned()),
+        }
+    }
+    urls
 }
 
 #[cfg(test)]
@@ -161,6 +194,18 @@ mod tests {
     fn resolve(flags: &Flags, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Settings::resolve_with(flags, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn notification_lists_split_between_urls_only() {
+        assert_eq!(
+            split_urls(
+                "ntfy://ntfy.sh/a?on=success,failure, https://hc-ping.com/x,webhook+http://h/p?on=start,failure"
+            ),
+            ["ntfy://ntfy.sh/a?on=success,failure", "https://hc-ping.com/x", "webhook+http://h/p?on=start,failure"]
+        );
+        assert!(split_urls("").is_empty());
+        assert!(split_urls(" , ").is_empty());
     }
 
     #[test]

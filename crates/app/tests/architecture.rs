@@ -10,8 +10,15 @@ use serde_json::Value;
 /// Each workspace crate's layer. A new crate must be placed here.
 const DOMAIN: &str = "backup-domain";
 const SHARED: &str = "backup-fsutil";
-const ADAPTERS: [&str; 6] =
-    ["backup-sqlite", "backup-archive", "backup-crypto", "backup-instance", "backup-store-fs", "backup-store-s3"];
+const ADAPTERS: [&str; 7] = [
+    "backup-sqlite",
+    "backup-archive",
+    "backup-crypto",
+    "backup-instance",
+    "backup-store-fs",
+    "backup-store-s3",
+    "backup-notify",
+];
 const APP: &str = "backup-app";
 const FRONTS: [&str; 2] = ["backup-http", "backup-cli"];
 const TOOLS: [&str; 2] = ["backup-e2e", "xtask"];

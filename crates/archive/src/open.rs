@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use backup_domain::Password;
 use backup_domain::detect::{DETECT_LEN, detect};
 use backup_domain::file::{BackupFile, FileCursor};
 use backup_domain::name::BackupFormat;
 use backup_domain::restore::{
-    ArchiveEntries, Authenticity, BackupReader, DeclaredEntry, EntryError, NoTag, OpenError, OpenedBackup, Unsealer,
+    ArchiveEntries, Authenticity, BackupKey, BackupReader, DeclaredEntry, EntryError, NoTag, OpenError, OpenedBackup,
+    Unsealer,
 };
 
 use crate::read::{ReadLimits, ZipError, ZipReader};
@@ -55,14 +55,14 @@ fn open_blocking(
     unsealer: &dyn Unsealer,
     limits: ReadLimits,
     file: Arc<dyn BackupFile>,
-    password: Option<Password>,
+    key: Option<BackupKey>,
 ) -> Result<OpenedBackup, OpenError> {
     let format = format_of(file.as_ref())?;
     let (payload, authenticity): (Arc<dyn BackupFile>, Box<dyn Authenticity>) = match format {
         BackupFormat::Plain => (file, Box::new(NoTag)),
         BackupFormat::Encrypted => {
-            let password = password.ok_or(OpenError::PasswordRequired)?;
-            let unsealed = unsealer.unseal(file, &password)?;
+            let key = key.ok_or(OpenError::PasswordRequired)?;
+            let unsealed = unsealer.unseal(file, &key)?;
             (unsealed.payload, unsealed.authenticity)
         }
     };
@@ -99,9 +99,9 @@ impl BackupReader for ZipBackupReader {
         tokio::task::spawn_blocking(move || format_of(file.as_ref())).await.map_err(|e| OpenError::Io(e.to_string()))?
     }
 
-    async fn open(&self, file: Arc<dyn BackupFile>, password: Option<&Password>) -> Result<OpenedBackup, OpenError> {
-        let (unsealer, limits, password) = (self.unsealer.clone(), self.limits, password.cloned());
-        tokio::task::spawn_blocking(move || open_blocking(unsealer.as_ref(), limits, file, password))
+    async fn open(&self, file: Arc<dyn BackupFile>, key: Option<&BackupKey>) -> Result<OpenedBackup, OpenError> {
+        let (unsealer, limits, key) = (self.unsealer.clone(), self.limits, key.cloned());
+        tokio::task::spawn_blocking(move || open_blocking(unsealer.as_ref(), limits, file, key))
             .await
             .map_err(|e| OpenError::Io(e.to_string()))?
     }

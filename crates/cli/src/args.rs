@@ -36,6 +36,12 @@ pub(crate) struct Global {
     /// or file:///mnt/nas/backups (repeatable) [env: FRAMERR_BACKUP_DESTINATIONS, comma-separated]
     #[arg(long = "destination", global = true, value_name = "URL")]
     pub(crate) destinations: Vec<String>,
+    /// Where to send notices of failed backups, copies and verifications
+    /// and of an overdue schedule: ntfy://host/topic, https://hc-ping.com/UUID
+    /// or any http(s) webhook URL; ?on=start,success,failure picks events
+    /// (repeatable) [env: FRAMERR_BACKUP_NOTIFY, comma-separated]
+    #[arg(long = "notify", global = true, value_name = "URL")]
+    pub(crate) notify: Vec<String>,
     /// Compression threads [default: all cores]
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<usize>,
@@ -179,6 +185,7 @@ impl Args {
             backups_dir: g.backups_dir.clone(),
             config_dir: g.config_dir.clone(),
             destinations: g.destinations.clone(),
+            notify: g.notify.clone(),
             threads: g.threads,
             listen: serve.and_then(|s| s.listen),
             time_zone: match &self.command {
@@ -225,7 +232,12 @@ pub(crate) struct PruneArgs {
 #[derive(Debug, ClapArgs)]
 pub(crate) struct VerifyArgs {
     /// A backup name in the backups folder, or the path of a backup file
-    pub(crate) backup: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub(crate) backup: Option<String>,
+    /// Verify every stored backup in every destination; exits 1 if any
+    /// fails, 2 if some could not be checked (encrypted under an earlier key)
+    #[arg(long)]
+    pub(crate) all: bool,
     /// Read the password of an encrypted backup from one line of standard
     /// input instead of a prompt
     #[arg(long)]

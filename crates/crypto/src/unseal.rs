@@ -11,17 +11,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use futures::channel::oneshot;
 
-use backup_domain::Password;
 use backup_domain::file::{BackupFile, FileCursor};
-use backup_domain::restore::{Authenticity, OpenError, Unsealed, Unsealer};
+use backup_domain::restore::{Authenticity, BackupKey, OpenError, Unsealed, Unsealer};
 
 use crate::envelope::{EnvelopeError, read_header, unwrap_mbk};
 use crate::gcm::{GcmStream, MAX_MESSAGE, apply_keystream_at};
 use crate::keywrap::{self, Key32};
 
-/// The `Unsealer` port for FRMRBKUP v1.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvelopeUnsealer;
+/// The `Unsealer` port for FRMRBKUP v1. With the instance key, it also
+/// opens backups with this instance's backup encryption key, unattended.
+#[derive(Clone, Default)]
+pub struct EnvelopeUnsealer {
+    pub server_key: Option<crate::InstanceKey>,
+}
+
+impl std::fmt::Debug for EnvelopeUnsealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvelopeUnsealer").field("server_key", &self.server_key.is_some()).finish()
+    }
+}
 
 fn open_error(e: EnvelopeError) -> OpenError {
     match e {
@@ -34,13 +42,25 @@ fn open_error(e: EnvelopeError) -> OpenError {
 }
 
 impl Unsealer for EnvelopeUnsealer {
-    fn unseal(&self, file: Arc<dyn BackupFile>, password: &Password) -> Result<Unsealed, OpenError> {
+    fn unseal(&self, file: Arc<dyn BackupFile>, key: &BackupKey) -> Result<Unsealed, OpenError> {
         let mut input = BufReader::with_capacity(16 * 1024, FileCursor::new(file.clone()));
         let (header, payload_at) = read_header(&mut input).map_err(open_error)?;
-        let mbk = unwrap_mbk(&header, password.expose()).map_err(open_error)?;
-        // The password opened the master key, so a DEK that does not open
-        // with it means the header was tampered with.
-        let dek = keywrap::unwrap(&header.wrapped_dek, &mbk).map_err(|_| open_error(EnvelopeError::CorruptHeader))?;
+        let dek = match key {
+            BackupKey::Password(password) => {
+                let mbk = unwrap_mbk(&header, password.expose()).map_err(open_error)?;
+                // The password opened the master key, so a DEK that does
+                // not open with it means the header was tampered with.
+                keywrap::unwrap(&header.wrapped_dek, &mbk).map_err(|_| open_error(EnvelopeError::CorruptHeader))?
+            }
+            BackupKey::Instance(row) => {
+                let server = self.server_key.as_ref().ok_or(OpenError::PasswordRequired)?;
+                let mbk =
+                    keywrap::unwrap(&row.mbk_server, &server.as_kek()).map_err(|_| OpenError::PasswordRequired)?;
+                // Another master key sealed it (encryption was turned off
+                // and on since); the tag still guards against tampering.
+                keywrap::unwrap(&header.wrapped_dek, &mbk).map_err(|_| OpenError::EarlierKey)?
+            }
+        };
         let (iv, tag) = (header.iv().map_err(open_error)?, header.tag().map_err(open_error)?);
         let offset = payload_at as u64;
         let len = file.size().saturating_sub(offset);
@@ -150,8 +170,13 @@ impl Authenticity for TagCheck {
 mod tests {
     use super::*;
     use crate::envelope::{PREAMBLE_LEN, Sealer, SealingKeys, derive_kek};
+    use backup_domain::Password;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+
+    fn pw(password: &str) -> BackupKey {
+        BackupKey::Password(Password::new(password))
+    }
 
     fn sealed(payload: &[u8], password: &str) -> Vec<u8> {
         let salt = [5u8; 32];
@@ -182,28 +207,28 @@ mod tests {
     fn decrypts_at_any_offset_and_the_tag_is_checked_alongside() {
         let payload: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
         let file = sealed(&payload, "correct horse");
-        let unsealed = EnvelopeUnsealer.unseal(Arc::new(file.clone()), &Password::new("correct horse")).unwrap();
+        let unsealed = EnvelopeUnsealer::default().unseal(Arc::new(file.clone()), &pw("correct horse")).unwrap();
         assert_eq!(read_all(unsealed.payload.as_ref()), payload);
         futures::executor::block_on(unsealed.authenticity.check()).unwrap();
 
-        let wrong = EnvelopeUnsealer.unseal(Arc::new(file.clone()), &Password::new("correct horse!"));
+        let wrong = EnvelopeUnsealer::default().unseal(Arc::new(file.clone()), &pw("correct horse!"));
         assert!(matches!(wrong, Err(OpenError::WrongPassword)));
 
         // A flipped payload byte still decrypts (CTR), but the tag says no.
         let header_len = u16::from_le_bytes([file[9], file[10]]) as usize;
         let mut bad = file.clone();
         bad[PREAMBLE_LEN + header_len + 500_000] ^= 1;
-        let unsealed = EnvelopeUnsealer.unseal(Arc::new(bad), &Password::new("correct horse")).unwrap();
+        let unsealed = EnvelopeUnsealer::default().unseal(Arc::new(bad), &pw("correct horse")).unwrap();
         assert!(matches!(futures::executor::block_on(unsealed.authenticity.check()), Err(OpenError::Tampered)));
 
         // Truncated inside the payload: the tag fails too.
         let cut = file[..file.len() - 10].to_vec();
-        let unsealed = EnvelopeUnsealer.unseal(Arc::new(cut), &Password::new("correct horse")).unwrap();
+        let unsealed = EnvelopeUnsealer::default().unseal(Arc::new(cut), &pw("correct horse")).unwrap();
         assert!(futures::executor::block_on(unsealed.authenticity.check()).is_err());
         // Nothing after the header at all.
         let bare = file[..PREAMBLE_LEN + header_len].to_vec();
         assert!(matches!(
-            EnvelopeUnsealer.unseal(Arc::new(bare), &Password::new("correct horse")),
+            EnvelopeUnsealer::default().unseal(Arc::new(bare), &pw("correct horse")),
             Err(OpenError::Envelope(m)) if m == "Truncated backup file"
         ));
     }

@@ -44,8 +44,11 @@ fn opens_framerrs_encrypted_backup() {
     // The same through the unsealer restore uses: decrypted where it is
     // read, the tag checked alongside.
     use backup_domain::restore::Unsealer;
-    let unsealed = backup_crypto::unseal::EnvelopeUnsealer
-        .unseal(std::sync::Arc::new(file.clone()), &backup_domain::Password::new(password))
+    let unsealed = backup_crypto::unseal::EnvelopeUnsealer::default()
+        .unseal(
+            std::sync::Arc::new(file.clone()),
+            &backup_domain::restore::BackupKey::Password(backup_domain::Password::new(password)),
+        )
         .unwrap();
     let mut plain = vec![0u8; unsealed.payload.size() as usize];
     assert_eq!(unsealed.payload.read_at(&mut plain, 0).unwrap(), plain.len());

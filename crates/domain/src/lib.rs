@@ -23,6 +23,7 @@ pub mod listing;
 pub mod manifest;
 pub mod memory;
 pub mod name;
+pub mod notify;
 pub mod pins;
 pub mod ports;
 pub mod restore;
@@ -33,6 +34,7 @@ pub mod secret;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod timefmt;
+pub mod verification;
 
 pub use assets::{AssetFolder, AssetPaths};
 pub use busy::{BusyFlag, BusyGuard};

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::create::{CreateError, Created, Creator};
 use crate::kind::BackupKind;
+use crate::notify::{Event, Notice, Notifier, Silent};
 use crate::ports::ProgressEvent;
 use crate::schedule::{Schedule, Zone};
 
@@ -15,6 +16,10 @@ use crate::schedule::{Schedule, Zone};
 pub struct SchedulerHealth {
     pub last_success: Option<OffsetDateTime>,
     pub last_error: Option<(OffsetDateTime, String)>,
+    /// Backups that failed since this process started.
+    pub failures: u64,
+    /// Copies that failed since this process started, by destination.
+    pub copy_failures: std::collections::BTreeMap<String, u64>,
 }
 
 /// Runs scheduled backups through the create use case.
@@ -22,7 +27,11 @@ pub struct SchedulerHealth {
 pub struct ScheduledBackups {
     pub creator: Creator,
     pub zone: Zone,
+    pub notifier: Arc<dyn Notifier>,
     health: Arc<Mutex<SchedulerHealth>>,
+    /// The `lastBackup` an overdue notice was sent for: one notice per
+    /// missed run, not one per check.
+    overdue_sent: Arc<Mutex<Option<Option<OffsetDateTime>>>>,
 }
 
 impl std::fmt::Debug for ScheduledBackups {
@@ -34,7 +43,39 @@ impl std::fmt::Debug for ScheduledBackups {
 impl ScheduledBackups {
     /// Runs in the creator's time zone.
     pub fn new(creator: Creator) -> Self {
-        ScheduledBackups { zone: creator.zone.clone(), creator, health: Arc::default() }
+        ScheduledBackups {
+            zone: creator.zone.clone(),
+            creator,
+            notifier: Arc::new(Silent),
+            health: Arc::default(),
+            overdue_sent: Arc::default(),
+        }
+    }
+
+    /// Notices go to `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Sends one "overdue" notice when the schedule has missed its run,
+    /// and again only after a later success is missed too.
+    pub async fn check_overdue(&self, now: OffsetDateTime) {
+        let Ok(schedule) = self.schedule().await else { return };
+        if !(schedule.enabled && schedule.missed(now)) {
+            return;
+        }
+        let mut sent = self.overdue_sent.lock().unwrap_or_else(|p| p.into_inner());
+        if *sent == Some(schedule.last_backup) {
+            return;
+        }
+        *sent = Some(schedule.last_backup);
+        drop(sent);
+        let why = match schedule.last_backup {
+            Some(at) => format!("no scheduled backup since {}", crate::timefmt::to_iso_millis(at)),
+            None => "the schedule has never run".to_owned(),
+        };
+        self.notifier.notify(Notice::new(Event::ScheduleOverdue, now).error(why));
     }
 
     /// The saved schedule, or the default (off) when none was saved.
@@ -82,6 +123,7 @@ impl ScheduledBackups {
     /// retention ran in the use case); on failure nothing is recorded,
     /// nothing is deleted, and `backup:scheduled-failed` is reported.
     pub async fn run(&self) -> Result<Created, CreateError> {
+        self.notifier.notify(Notice::new(Event::BackupStarted, self.creator.clock.now()));
         let result = self.creator.create(BackupKind::Scheduled).await;
         let now = self.creator.clock.now();
         match &result {
@@ -101,11 +143,16 @@ impl ScheduledBackups {
                     health.last_error = Some((now, format!("the backup was made, but lastBackup was not saved: {e}")));
                 }
                 drop(health);
+                self.notifier.notify(Notice::new(Event::BackupSucceeded, now).backup(&created.stored.name));
                 self.record_copies(created);
             }
+            Err(CreateError::InProgress | CreateError::Busy(_)) => {
+                // Not a failure: the run waits for the other backup.
+            }
             Err(e) => {
+                self.notifier.notify(Notice::new(Event::BackupFailed, now).error(e.to_string()));
                 self.creator.progress.report(ProgressEvent::ScheduledFailed { error: e.to_string(), timestamp: now });
-                self.health.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some((now, e.to_string()));
+                self.record_failure(e);
             }
         }
         result
@@ -119,8 +166,26 @@ impl ScheduledBackups {
         for replica in &created.replicas {
             if let Some(e) = &replica.error {
                 health.last_error = Some((now, format!("copy to {} failed: {e}", replica.destination)));
+                *health.copy_failures.entry(replica.destination.clone()).or_default() += 1;
+                self.notifier.notify(
+                    Notice::new(Event::CopyFailed, now)
+                        .backup(&created.stored.name)
+                        .destination(replica.destination.clone())
+                        .error(e.clone()),
+                );
             }
         }
+    }
+
+    /// Records a backup that failed (any kind but a busy refusal).
+    pub fn record_failure(&self, error: &CreateError) {
+        if matches!(error, CreateError::InProgress | CreateError::Busy(_)) {
+            return;
+        }
+        let now = self.creator.clock.now();
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.failures += 1;
+        health.last_error = Some((now, error.to_string()));
     }
 
     pub fn health(&self) -> SchedulerHealth {

@@ -17,7 +17,13 @@ use backup_domain::{BackupKind, BackupName, StoreError};
 use crate::{ApiError, ApiResult, AppState};
 
 pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let created = state.backups.creator.create(BackupKind::Manual).await?;
+    let created = match state.backups.creator.create(BackupKind::Manual).await {
+        Ok(created) => created,
+        Err(e) => {
+            state.backups.record_failure(&e);
+            return Err(e.into());
+        }
+    };
     state.backups.record_copies(&created);
     for (name, why) in &created.retention.failed {
         tracing::warn!(%name, %why, "retention could not delete a backup");

@@ -33,7 +33,35 @@ pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Valu
                 .to_owned(),
         );
     }
+    let verification = backup_domain::verification::read(state.backups.creator.store.as_ref()).await;
+    // Problems need someone to act; warnings are worth knowing.
+    let mut problems = Vec::new();
+    if overdue {
+        problems.push("the schedule has missed its run: no scheduled backup within its interval".to_owned());
+    }
+    for v in verification.iter().filter(|v| v.failed()) {
+        problems.push(format!(
+            "the newest backup in {} ({}) failed verification: {}",
+            v.destination,
+            v.filename.as_deref().unwrap_or("none"),
+            v.error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    let notifier = &state.backups.notifier;
+    let undelivered = notifier.undelivered();
+    if let Some(last) = undelivered.last() {
+        warnings.push(format!(
+            "{} notification(s) could not be delivered; the last, to {}: {}",
+            undelivered.len(),
+            last.target,
+            last.error
+        ));
+    }
     Ok(Json(json!({
+        "ok": problems.is_empty(),
+        "problems": problems,
+        "verification": verification,
+        "notifications": { "targets": notifier.targets(), "undelivered": undelivered },
         "futureStamped": future,
         "framerrSchedulerEnabled": framerr_scheduler,
         "warnings": warnings,

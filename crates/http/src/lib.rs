@@ -14,11 +14,13 @@ mod error;
 mod events;
 mod guard;
 mod health;
+mod metrics;
 mod page;
 mod restore;
 mod schedule;
 mod setup;
 mod upload;
+mod verification;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use zeroize::Zeroizing;
 use backup_domain::auth::{Sessions, SignIn};
 use backup_domain::ports::{Progress, ProgressEvent, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
+use backup_domain::verification::Verifier;
 use backup_domain::{BackupEncryption, Restorer};
 
 pub use error::{ApiError, ApiResult};
@@ -59,6 +62,11 @@ pub struct AppState {
     /// Where the instance is, told (during setup only) to a newcomer whose
     /// server finds no database.
     pub paths: InstancePaths,
+    /// Checks the newest backup of every destination.
+    pub verifier: Verifier,
+    /// A token for a metrics scraper only (`GET /metrics`), besides the
+    /// bearer token.
+    pub metrics_token: Option<Arc<Zeroizing<String>>>,
 }
 
 /// Where the server looks for Framerr's files.
@@ -116,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/history", get(backups::history))
         .route("/retention", get(backups::retention))
         .route("/{filename}/pin", post(backups::pin).delete(backups::unpin))
+        .route("/verification", get(verification::last))
+        .route("/verify", post(verification::verify_now))
         .route("/{filename}", delete(backups::remove))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
     let setup = Router::new()
@@ -130,6 +140,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/assets/{file}", get(page::asset))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/backup", backup)
         .nest("/api/auth/setup", setup)
         .nest("/api/auth", account)

@@ -40,6 +40,12 @@ fn harness() -> Harness {
     ]);
     let store = MemoryStore::default();
     let restorer = restorer(&world, &store);
+    let verifier = backup_domain::verification::Verifier {
+        restorer: restorer.clone(),
+        key_store: Arc::new(MemoryKeyStore::default()),
+        clock: Arc::new(FixedClock::at(time::macros::datetime!(2026-11-27 12:00 UTC))),
+        notifier: Arc::new(backup_domain::notify::Silent),
+    };
     let state = AppState {
         backups: ScheduledBackups::new(restorer.creator.clone()),
         restorer,
@@ -57,6 +63,8 @@ fn harness() -> Harness {
             Arc::new(FixedClock::at(time::macros::datetime!(2026-11-27 12:00 UTC))),
         ),
         paths: InstancePaths { database: "/data/framerr.db".into(), data_dir: "/data".into() },
+        verifier,
+        metrics_token: None,
     };
     world.accounts.lock().unwrap().extend([
         Account {

@@ -30,7 +30,15 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
         }
         None => {
             engine.creator.store.prepare().await?;
-            let created = engine.creator.create(kind).await?;
+            // A scheduled backup from cron is a scheduled run: lastBackup
+            // is recorded and notices go out as from the server.
+            let created = if kind == BackupKind::Scheduled {
+                engine.scheduled.run().await?
+            } else {
+                let created = engine.creator.create(kind).await?;
+                engine.scheduled.record_copies(&created);
+                created
+            };
             let path = engine.settings.backups.join(created.stored.name.to_string());
             if args.json {
                 let replicas: Vec<serde_json::Value> = created

@@ -65,6 +65,14 @@ pub(crate) async fn run(args: Args) -> CliResult {
     // Ctrl-C or SIGTERM stops the command cleanly: what it was doing is
     // dropped, and its temporaries with it; a restore that had begun
     // swapping files in completes that step first.
+    let command = async {
+        let result = command.await;
+        // Queued notices go out before the process exits.
+        if let Some(notifications) = &engine.notifications {
+            notifications.drain(std::time::Duration::from_secs(30)).await;
+        }
+        result
+    };
     tokio::select! {
         result = command => result,
         signal = interrupted() => {

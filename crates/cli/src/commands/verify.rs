@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use backup_app::Engine;
 use backup_domain::name::BackupFormat;
+use backup_domain::verification::Outcome;
 use backup_domain::{RestoreError, VerifyReport};
 
 use super::CliResult;
@@ -9,25 +10,29 @@ use crate::args::VerifyArgs;
 use crate::password;
 
 pub(crate) async fn run(engine: &Engine, args: VerifyArgs) -> CliResult {
-    let report = verify(engine, &args).await;
+    if args.all {
+        return all(engine, &args).await;
+    }
+    let backup = args.backup.clone().unwrap_or_default();
+    let report = verify(engine, &backup, args.password_stdin).await;
     let ok = report.is_ok();
     if args.json {
         let json = match &report {
             Ok(r) => serde_json::json!({
-                "backup": args.backup, "ok": true,
+                "backup": backup, "ok": true,
                 "encrypted": r.format == BackupFormat::Encrypted,
                 "checksumsVerified": r.checksums_verified,
                 "userVersion": r.user_version,
                 "type": r.manifest.kind,
                 "createdAt": backup_domain::timefmt::to_iso_millis(r.manifest.created_at),
             }),
-            Err(e) => serde_json::json!({ "backup": args.backup, "ok": false, "error": e }),
+            Err(e) => serde_json::json!({ "backup": backup, "ok": false, "error": e }),
         };
         println!("{json}");
     } else {
         match &report {
             Ok(r) => {
-                println!("{}: OK", args.backup);
+                println!("{backup}: OK");
                 if r.manifest.entries.is_some() {
                     println!("  checksums: {} SHA-256 verified, and every CRC-32", r.checksums_verified);
                 } else {
@@ -44,18 +49,64 @@ pub(crate) async fn run(engine: &Engine, args: VerifyArgs) -> CliResult {
                     None => println!("  database: integrity ok, user_version {}", r.user_version),
                 }
             }
-            Err(e) => eprintln!("{}: FAILED: {e}", args.backup),
+            Err(e) => eprintln!("{backup}: FAILED: {e}"),
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn verify(engine: &Engine, args: &VerifyArgs) -> Result<VerifyReport, String> {
-    let source = engine.source(&args.backup)?;
+/// `verify --all`: every backup everywhere; encrypted ones with the
+/// password given on standard input, else with this instance's key.
+async fn all(engine: &Engine, args: &VerifyArgs) -> CliResult {
+    let password = if args.password_stdin { Some(password::read(true, "Backup password: ", false)?) } else { None };
+    let json = args.json;
+    let checked = engine
+        .verifier
+        .verify_all(password.as_ref(), |c| {
+            if json {
+                return;
+            }
+            let name = c.name.as_ref().map_or_else(|| "(cannot list)".to_owned(), ToString::to_string);
+            match (&c.result, c.outcome) {
+                (Ok(_), _) => println!("OK       {name}  {}", c.destination),
+                (Err(e), Outcome::Skipped) => println!("SKIPPED  {name}  {}: {e}", c.destination),
+                (Err(e), _) => println!("FAILED   {name}  {}: {e}", c.destination),
+            }
+        })
+        .await;
+    let count = |o: Outcome| checked.iter().filter(|c| c.outcome == o).count();
+    let (passed, failed, skipped) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Skipped));
+    if json {
+        let list: Vec<serde_json::Value> = checked
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "destination": c.destination,
+                    "filename": c.name.as_ref().map(ToString::to_string),
+                    "outcome": c.outcome,
+                    "error": c.result.as_ref().err().map(ToString::to_string),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"checked": list, "passed": passed, "failed": failed, "skipped": skipped}));
+    } else {
+        println!("{passed} passed, {failed} failed, {skipped} not checked");
+    }
+    Ok(ExitCode::from(if failed > 0 {
+        1
+    } else if skipped > 0 {
+        2
+    } else {
+        0
+    }))
+}
+
+async fn verify(engine: &Engine, backup: &str, password_stdin: bool) -> Result<VerifyReport, String> {
+    let source = engine.source(backup)?;
     let format = engine.restorer.format(&source).await.map_err(|e| e.to_string())?;
     let password = match format {
         BackupFormat::Plain => None,
-        BackupFormat::Encrypted => Some(password::read(args.password_stdin, "Backup password: ", false)?),
+        BackupFormat::Encrypted => Some(password::read(password_stdin, "Backup password: ", false)?),
     };
     engine.restorer.verify(source, password.as_ref()).await.map_err(|e: RestoreError| e.to_string())
 }

@@ -31,8 +31,8 @@ pub use policy::{
     check_entries, check_tables, check_version, classify,
 };
 pub use ports::{
-    ArchiveEntries, Authenticity, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles, NoTag,
-    OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, StageError, Staged, Unsealed, Unsealer,
+    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles,
+    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, StageError, Staged, Unsealed, Unsealer,
 };
 
 use crate::auth::Sessions;
@@ -52,6 +52,8 @@ pub enum Source {
     Stored(BackupName),
     /// A file given by path or uploaded.
     File(Arc<dyn BackupFile>),
+    /// A stored backup in one store only (verifying each destination's copy).
+    At(Arc<dyn crate::ports::BackupStore>, BackupName),
 }
 
 impl std::fmt::Debug for Source {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Source {
         match self {
             Source::Stored(name) => write!(f, "Stored({name})"),
             Source::File(file) => write!(f, "File({})", file.describe()),
+            Source::At(store, name) => write!(f, "At({}, {name})", store.describe()),
         }
     }
 }
@@ -179,7 +182,8 @@ impl Restorer {
             _ => RestoreError::InProgress,
         })?;
         let file = self.fetch(&request.source).await?;
-        let opened = self.reader.open(file, request.password.as_ref()).await?;
+        let key = request.password.clone().map(BackupKey::Password);
+        let opened = self.reader.open(file, key.as_ref()).await?;
         let format = opened.format;
         let live = self.creator.db.state().await;
         let prepared = async {
@@ -216,8 +220,14 @@ impl Restorer {
 
     /// Every check restore makes, on scratch space, the instance untouched.
     pub async fn verify(&self, source: Source, password: Option<&Password>) -> Result<VerifyReport, RestoreError> {
+        self.verify_with(source, password.cloned().map(BackupKey::Password).as_ref()).await
+    }
+
+    /// [`Restorer::verify`] with any key (the instance's, for unattended
+    /// verification of its own encrypted backups).
+    pub async fn verify_with(&self, source: Source, key: Option<&BackupKey>) -> Result<VerifyReport, RestoreError> {
         let file = self.fetch(&source).await?;
-        let opened = self.reader.open(file, password).await?;
+        let opened = self.reader.open(file, key).await?;
         let live = self.creator.db.state().await;
         let checked = async {
             let staged = self.instance.stage_for_check(opened.entries, RestoreLimits::default()).await?;
@@ -254,12 +264,13 @@ impl Restorer {
     /// The backup as a file with random access: in place when a store has
     /// it locally, else copied into scratch space.
     async fn fetch(&self, source: &Source) -> Result<Arc<dyn BackupFile>, RestoreError> {
-        let name = match source {
+        let (stores, name) = match source {
             Source::File(file) => return Ok(file.clone()),
-            Source::Stored(name) => name,
+            Source::Stored(name) => (self.creator.stores(), name),
+            Source::At(store, name) => (vec![store.clone()], name),
         };
         let mut failure = None;
-        for store in self.creator.stores() {
+        for store in stores {
             match store.open_file(name).await {
                 Ok(Some(file)) => return Ok(file),
                 Ok(None) => {}

@@ -30,6 +30,10 @@ pub enum OpenError {
     PasswordRequired,
     #[error("Incorrect password")]
     WrongPassword,
+    /// Sealed under an earlier backup encryption key (encryption was turned
+    /// off and on since): the server's key cannot open it, its password can.
+    #[error("this backup was encrypted under an earlier backup encryption key: its password is needed")]
+    EarlierKey,
     /// The FRMRBKUP container is malformed: Framerr's message.
     #[error("{0}")]
     Envelope(String),
@@ -102,9 +106,9 @@ impl std::fmt::Debug for OpenedBackup {
 pub trait BackupReader: Send + Sync {
     /// Plain or encrypted, by the first bytes.
     async fn format(&self, file: &Arc<dyn BackupFile>) -> Result<BackupFormat, OpenError>;
-    /// Opens the backup; an encrypted one needs `password` (the slow key
+    /// Opens the backup; an encrypted one needs a key (a password's slow
     /// derivation happens here, so a wrong password is known at once).
-    async fn open(&self, file: Arc<dyn BackupFile>, password: Option<&Password>) -> Result<OpenedBackup, OpenError>;
+    async fn open(&self, file: Arc<dyn BackupFile>, key: Option<&BackupKey>) -> Result<OpenedBackup, OpenError>;
 }
 
 /// An encrypted backup's payload, decrypted as it is read, and the check
@@ -122,7 +126,27 @@ impl std::fmt::Debug for Unsealed {
 
 /// The encryption container (FRMRBKUP v1). Blocking.
 pub trait Unsealer: Send + Sync {
-    fn unseal(&self, file: Arc<dyn BackupFile>, password: &Password) -> Result<Unsealed, OpenError>;
+    fn unseal(&self, file: Arc<dyn BackupFile>, key: &BackupKey) -> Result<Unsealed, OpenError>;
+}
+
+/// What opens an encrypted backup.
+#[derive(Clone)]
+pub enum BackupKey {
+    Password(Password),
+    /// This instance's backup encryption key, as the server's key opens it
+    /// (`mbk_server`): what seals its scheduled backups, so the server can
+    /// verify them unattended. It opens the backups made since encryption
+    /// was last turned on.
+    Instance(crate::encryption::KeyStoreRow),
+}
+
+impl std::fmt::Debug for BackupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackupKey::Password(_) => "Password(..)",
+            BackupKey::Instance(_) => "Instance(..)",
+        })
+    }
 }
 
 /// What restore found in an archive and staged.

@@ -19,8 +19,9 @@ use crate::memory::MemoryStore;
 use crate::name::BackupFormat;
 use crate::ports::{Database, Download, Held, LiveDatabase, Progress, Scratch, Snapshot, SnapshotKind, Upload};
 use crate::restore::{
-    ArchiveEntries, Authenticity, BackupReader, DatabaseFacts, DatabaseFiles, DeclaredEntry, EntryError, InstanceFiles,
-    OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, RestoreLimits, Restorer, StageError, Staged,
+    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DeclaredEntry, EntryError,
+    InstanceFiles, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, RestoreLimits, Restorer, StageError,
+    Staged,
 };
 use crate::schedule::Schedule;
 use crate::secret::Password;
@@ -153,8 +154,12 @@ impl BackupReader for Reader {
     async fn format(&self, _: &Arc<dyn BackupFile>) -> Result<BackupFormat, OpenError> {
         Ok(BackupFormat::Encrypted)
     }
-    async fn open(&self, file: Arc<dyn BackupFile>, password: Option<&Password>) -> Result<OpenedBackup, OpenError> {
+    async fn open(&self, file: Arc<dyn BackupFile>, key: Option<&BackupKey>) -> Result<OpenedBackup, OpenError> {
         self.0.log.push(format!("open {}", file.describe()));
+        let password = match key {
+            Some(BackupKey::Password(p)) => Some(p),
+            _ => None,
+        };
         match password.map(Password::expose) {
             None => Err(OpenError::PasswordRequired),
             Some("right password") => Ok(OpenedBackup {
