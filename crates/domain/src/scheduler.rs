@@ -354,5 +354,49 @@ mod tests {
         assert!(
             health.last_success.is_none() && health.last_error.is_some_and(|(at, e)| at == now && e.contains("x.png"))
         );
+        assert_eq!(health.failures, 1);
+    }
+
+    /// Keeps every notice.
+    #[derive(Default)]
+    struct Told(std::sync::Mutex<Vec<Notice>>);
+
+    impl Notifier for Told {
+        fn notify(&self, notice: Notice) {
+            self.0.lock().unwrap().push(notice);
+        }
+    }
+
+    #[test]
+    fn runs_are_told_start_to_end_and_an_overdue_schedule_once_per_missed_run() {
+        let now = datetime!(2026-11-26 12:00 UTC);
+        let last = datetime!(2026-11-20 03:00 UTC);
+        let told = Arc::new(Told::default());
+        let events = |told: &Told| told.0.lock().unwrap().iter().map(|n| n.event).collect::<Vec<_>>();
+        let mut w = world(Some(Schedule { last_backup: Some(last), ..daily(3, 5) }), "UTC", now, true);
+        w.scheduler = w.scheduler.clone().with_notifier(told.clone());
+        block_on(async {
+            assert!(w.scheduler.run().await.is_err());
+            w.scheduler.check_overdue(now).await;
+            w.scheduler.check_overdue(now + Duration::minutes(15)).await;
+        });
+        assert_eq!(events(&told), [Event::BackupStarted, Event::BackupFailed, Event::ScheduleOverdue]);
+        assert!(told.0.lock().unwrap()[1].error.as_deref().is_some_and(|e| e.contains("x.png")));
+
+        let told = Arc::new(Told::default());
+        let mut w = world(Some(Schedule { last_backup: Some(last), ..daily(3, 5) }), "UTC", now, false);
+        w.scheduler = w.scheduler.clone().with_notifier(told.clone());
+        block_on(async {
+            let created = w.scheduler.run().await.unwrap();
+            w.scheduler.check_overdue(now).await;
+            assert_eq!(told.0.lock().unwrap()[1].backup.as_deref(), Some(created.stored.name.to_string().as_str()));
+        });
+        assert_eq!(events(&told), [Event::BackupStarted, Event::BackupSucceeded], "not overdue after a success");
+        // Three days later nothing ran: overdue, told once.
+        block_on(async {
+            w.scheduler.check_overdue(now + Duration::days(3)).await;
+            w.scheduler.check_overdue(now + Duration::days(4)).await;
+        });
+        assert_eq!(events(&told).iter().filter(|e| **e == Event::ScheduleOverdue).count(), 1);
     }
 }

@@ -109,20 +109,26 @@ async fn render(state: &AppState) -> String {
     // The last backup this server made, and what failed.
     let history = backup_domain::history::read(state.backups.creator.store.as_ref()).await;
     let health = state.backups.health();
+    // A family's samples must follow its own HELP and TYPE lines.
+    let last: Vec<(String, &backup_domain::history::Entry)> = kinds
+        .iter()
+        .filter_map(|kind| history.iter().rev().find(|e| e.kind == *kind).map(|e| (kind.to_string(), e)))
+        .collect();
     out.family(
         "framerr_backup_last_success_timestamp_seconds",
         "gauge",
-        "When the last successful backup (any type) was made, Unix time.",
+        "When the last successful backup of each type was made, Unix time.",
     );
+    for (t, e) in &last {
+        out.sample("framerr_backup_last_success_timestamp_seconds", &[("type", t)], seconds(e.created_at));
+    }
     out.family("framerr_backup_last_duration_seconds", "gauge", "How long the last successful backup took.");
+    for (t, e) in &last {
+        out.sample("framerr_backup_last_duration_seconds", &[("type", t)], e.duration_ms as f64 / 1000.0);
+    }
     out.family("framerr_backup_last_size_bytes", "gauge", "The size of the last successful backup.");
-    for kind in kinds {
-        if let Some(last) = history.iter().rev().find(|e| e.kind == kind) {
-            let t = kind.to_string();
-            out.sample("framerr_backup_last_success_timestamp_seconds", &[("type", &t)], seconds(last.created_at));
-            out.sample("framerr_backup_last_duration_seconds", &[("type", &t)], last.duration_ms as f64 / 1000.0);
-            out.sample("framerr_backup_last_size_bytes", &[("type", &t)], last.size as f64);
-        }
+    for (t, e) in &last {
+        out.sample("framerr_backup_last_size_bytes", &[("type", t)], e.size as f64);
     }
     out.family("framerr_backup_failures_total", "counter", "Backups that failed since the server started.");
     out.sample("framerr_backup_failures_total", &[], health.failures as f64);
