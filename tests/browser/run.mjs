@@ -10,8 +10,10 @@
 //
 // Exit 0 when the scenario passed, 1 when it failed (the reason on stderr),
 // 2 on a usage error. stdout carries only result lines in JSON (download:
-// {"downloaded","sha256"}; restore: {"restored","safetyBackup"}); progress
-// goes to stderr. Every step is saved as <scenario>-<step>-desktop.png
+// {"downloaded","sha256"}; restore: {"restored","safetyBackup"}; schedule:
+// {"schedule"} as GET /schedule answers after saving; pin: {"pinned",
+// "deleted"}; verify and verify-damaged: {"verified"}, the POST /verify
+// answer); progress goes to stderr. Every step is saved as <scenario>-<step>-desktop.png
 // (1280x800) and <scenario>-<step>-phone.png (390x844).
 //
 // Selectors are accessible names and roles only: the tests check the page's
@@ -169,6 +171,15 @@ async function signIn(page) {
   await listLoaded(page);
 }
 
+/** The row of a backup in the list (found by its Delete button). */
+function backupRow(page, name) {
+  return page.getByRole('row').filter({ has: page.getByRole('button', { name: `Delete ${name}`, exact: true }) });
+}
+
+/** An API call from the page's own session, as a script would make it. */
+const api = (page, method, apiPath) =>
+  page.request.fetch(`${BASE}/api/backup${apiPath}`, { method, headers: { 'X-Framerr-Client': '1', Accept: 'application/json' }, failOnStatusCode: false });
+
 /** Presses "Create backup"; returns the create answer once its row is listed. */
 async function createBackup(page, { watchProgress = false } = {}) {
   const before = await backupNames(page);
@@ -207,6 +218,67 @@ async function createBackup(page, { watchProgress = false } = {}) {
   );
   log(`rows before: ${before.length}, after: ${after.length} (retention deleted ${deleted}); new: ${created.filename}`);
   return created;
+}
+
+/**
+ * Presses "Verify now" in Health, holding the server's answer back until
+ * the running state is checked and screenshotted; expects `want` for every
+ * destination (and, for "failed", the problem at the top of the page).
+ */
+async function verifyNow(page, want) {
+  await signIn(page);
+  const health = page.getByRole('region', { name: /^health$/i });
+  const list = health.getByRole('list', { name: /^verification$/i });
+  await until('the last verification to load', async () => (await list.getAttribute('aria-busy')) === 'false');
+  await shot(page, 'before');
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  await page.route('**/api/backup/verify', async (route) => {
+    const answer = await route.fetch({ timeout: LONG });
+    await held;
+    await route.fulfill({ response: answer });
+  });
+  const response = page.waitForResponse((r) => r.url().endsWith('/api/backup/verify') && r.request().method() === 'POST', { timeout: LONG });
+  await health.getByRole('button', { name: /^verify now$/i }).click();
+  const running = health.getByRole('button', { name: /^verifying/i });
+  await running.waitFor({ state: 'visible', timeout: STEP });
+  if (!(await running.isDisabled())) fail('"Verify now" is not disabled while it runs');
+  if (!/checking/i.test(await health.getByRole('status').filter({ hasText: /checking/i }).first().textContent())) fail('no progress message while verifying');
+  await shot(page, 'running');
+  release();
+  const answer = await response;
+  const results = await answer.json().catch(() => null);
+  await page.unroute('**/api/backup/verify');
+  if (!answer.ok() || !Array.isArray(results)) fail(`POST /verify answered ${answer.status()}: ${JSON.stringify(results)}`);
+  log(`POST /verify: ${JSON.stringify(results)}`);
+  if (!results.length) fail('POST /verify checked no destination');
+  const button = health.getByRole('button', { name: /^verify now$/i });
+  await until('"Verify now" to be enabled again', () => button.isEnabled());
+  const items = list.getByRole('listitem');
+  const shown = await until(`every destination's outcome to be ${want}`, async () => {
+    const texts = (await items.allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+    return texts.length === results.length && texts.every((t) => new RegExp(`^${want}\\b`, 'i').test(t)) ? texts : null;
+  });
+  log(`shown: ${shown.join(' | ')}`);
+  for (const r of results) {
+    if (r.outcome !== want) fail(`${r.destination}: ${r.outcome}, expected ${want}`);
+    if (!shown.some((t) => t.includes(r.destination) && (!r.filename || t.includes(r.filename)))) fail(`the list does not name ${r.destination} and ${r.filename}`);
+  }
+  if (!/verification finished/i.test(await health.getByRole('status').filter({ hasText: /verification finished/i }).first().textContent())) fail('no summary after verifying');
+  const banner = page.getByRole('region', { name: /needs? your attention/i });
+  if (want === 'failed') {
+    await until('the problem at the top of the page', async () => (await banner.isVisible()) && /failed verification/i.test(await banner.textContent()));
+    const box = health.getByRole('heading', { name: /needs? your attention/i });
+    if (!(await box.isVisible())) fail('Health does not list the problem');
+    const link = page.getByRole('link', { name: /^see health$/i });
+    await link.click();
+  } else if (await banner.isVisible()) {
+    fail(`a problem is shown after every check passed: ${await banner.textContent()}`);
+  }
+  process.stdout.write(`${JSON.stringify({ verified: results })}\n`);
+  await shot(page, 'verified');
 }
 
 // ---- Scenarios ----
@@ -300,13 +372,50 @@ const scenarios = {
     await form.getByLabel(/^day of week$/i).selectOption({ label: 'Wednesday' });
     await form.getByLabel(/^hour$/i).selectOption({ label: '04:00' });
     await form.getByLabel(/^backups to keep$/i).fill('7');
+    // Out of range: refused beside the field, nothing sent.
+    const daily = form.getByLabel(/^days to keep$/i);
+    await daily.fill('1001');
+    await form.getByRole('button', { name: /^save schedule$/i }).click();
+    await until('the field error beside "Days to keep"', async () => {
+      const alert = form.getByRole('alert');
+      return (await alert.count()) && (await daily.getAttribute('aria-invalid')) === 'true' && (await form.getByText(/^⚠? ?enter a whole number from 0 to 1000/i).count()) === 1;
+    });
+    if (!(await daily.evaluate((el) => el === document.activeElement))) fail('focus did not move to the field in error');
+    await shot(page, 'keep-error');
+    await daily.fill('5');
     await form.getByRole('button', { name: /^save schedule$/i }).click();
     await until('"Schedule saved"', async () => {
       const alert = form.getByRole('alert');
       if (await alert.count()) fail(`saving the schedule failed: ${await alert.first().textContent()}`);
       return /saved/i.test(await form.getByRole('status').first().textContent());
     });
+    if ((await daily.getAttribute('aria-invalid')) === 'true') fail('the field error stayed after saving');
+    const saved = await (await api(page, 'GET', '/schedule')).json();
+    log(`GET /schedule after saving: ${JSON.stringify(saved.schedule)}`);
+    if (saved.schedule.keepDaily !== 5 || 'keepWeekly' in saved.schedule) fail(`the saved schedule is ${JSON.stringify(saved.schedule)}`);
+    process.stdout.write(`${JSON.stringify({ schedule: saved.schedule })}\n`);
     await shot(page, 'saved');
+    // What retention would keep now, and why.
+    await page.getByRole('button', { name: /^preview retention$/i }).click();
+    const preview = page.getByRole('heading', { name: /^what retention would do now$/i });
+    await until('the retention preview', async () => {
+      const alert = page.getByRole('region', { name: /^schedule$/i }).getByRole('alert');
+      if (await alert.count()) fail(`the preview failed: ${await alert.first().textContent()}`);
+      return preview.isVisible();
+    });
+    const section = page.getByRole('region', { name: /^schedule$/i });
+    const policy = await section.getByText(/^keeps /i).first().textContent();
+    if (!/newest of each of the last 5 days/.test(policy)) fail(`the preview does not show the saved daily rule: ${policy}`);
+    const kept = section.getByText(/^kept: /i);
+    if (await kept.count()) {
+      await kept.first().click();
+      const reasons = await section.getByRole('group').filter({ hasText: /^kept: /i }).getByRole('listitem').allTextContents();
+      log(`kept: ${reasons.map((r) => r.replace(/\s+/g, ' ').trim()).join(' | ')}`);
+      if (!reasons.some((r) => /day \d{4}-\d\d-\d\d/.test(r))) fail('no kept backup names its day');
+    } else {
+      log('no backup to keep: the preview lists none');
+    }
+    await shot(page, 'preview');
     await page.reload();
     await page.getByRole('heading', { name: /^backups$/i }).waitFor({ state: 'visible', timeout: STEP });
     await until('the schedule to load after the reload', async () => (await form.getAttribute('aria-busy')) === 'false');
@@ -316,10 +425,92 @@ const scenarios = {
       dayOfWeek: await form.getByLabel(/^day of week$/i).inputValue(),
       hour: await form.getByLabel(/^hour$/i).inputValue(),
       keep: await form.getByLabel(/^backups to keep$/i).inputValue(),
+      daily: await form.getByLabel(/^days to keep$/i).inputValue(),
+      weekly: await form.getByLabel(/^weeks to keep$/i).inputValue(),
     };
-    const want = { enabled: true, frequency: 'weekly', dayOfWeek: '3', hour: '4', keep: '7' };
+    const want = { enabled: true, frequency: 'weekly', dayOfWeek: '3', hour: '4', keep: '7', daily: '5', weekly: '0' };
     if (JSON.stringify(shown) !== JSON.stringify(want)) fail(`after a reload the schedule shows ${JSON.stringify(shown)}, expected ${JSON.stringify(want)}`);
     await shot(page, 'reloaded');
+  },
+
+  async pin(page) {
+    await signIn(page);
+    const names = (await backupNames(page)).filter((n) => !/^framerr-safety-/i.test(n));
+    if (names.length < 2) fail(`two backups are needed, the list has ${names.join(', ') || 'none'}`);
+    const [a, b] = names;
+    const badge = (name) => backupRow(page, name).getByText(/^pinned$/i);
+    const pinButton = (name) => page.getByRole('button', { name: `Pin ${name}`, exact: true });
+    const unpinButton = (name) => page.getByRole('button', { name: `Unpin ${name}`, exact: true });
+    const focused = () => page.evaluate(() => document.activeElement && document.activeElement.getAttribute('aria-label'));
+
+    // Pin, unpin, pin again; focus stays on the button.
+    log(`pinning ${a}`);
+    await pinButton(a).click();
+    await unpinButton(a).waitFor({ state: 'visible', timeout: STEP });
+    await until(`${a} to show the Pinned badge`, async () => (await badge(a).count()) === 1);
+    if ((await focused()) !== `Unpin ${a}`) fail(`focus is on ${await focused()}, not on the Unpin button`);
+    await unpinButton(a).click();
+    await pinButton(a).waitFor({ state: 'visible', timeout: STEP });
+    await until(`${a} to lose the Pinned badge`, async () => (await badge(a).count()) === 0);
+    await pinButton(a).click();
+    await unpinButton(a).waitFor({ state: 'visible', timeout: STEP });
+    await until(`${a} to show the Pinned badge again`, async () => (await badge(a).count()) === 1);
+    if (await badge(b).count()) fail(`${b} shows a Pinned badge but was not pinned`);
+    const listed = await (await api(page, 'GET', '/list')).json();
+    const pinnedNow = listed.backups.filter((x) => x.pinned).map((x) => x.filename);
+    if (JSON.stringify(pinnedNow) !== JSON.stringify([a])) fail(`GET /list says pinned: ${pinnedNow.join(', ') || 'none'}`);
+    await shot(page, 'pinned');
+
+    // Deleting it asks first: Delete stays off until "I understand".
+    const dialog = page.getByRole('dialog', { name: /^delete backup/i });
+    const confirm = dialog.getByRole('button', { name: /^delete$/i });
+    await page.getByRole('button', { name: `Delete ${a}`, exact: true }).click();
+    await dialog.waitFor({ state: 'visible', timeout: STEP });
+    if (!/pinned/i.test(await dialog.textContent())) fail('the confirmation does not say the backup is pinned');
+    if (!(await confirm.isDisabled())) fail('Delete is enabled before "I understand" is checked');
+    await shot(page, 'confirm');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden', timeout: STEP });
+    if (!(await backupNames(page)).includes(a)) fail(`${a} is gone after Escape`);
+    // What the page guards against: the server refuses without force.
+    const refused = await api(page, 'DELETE', `/${encodeURIComponent(a)}`);
+    if (refused.status() !== 403) fail(`DELETE of a pinned backup without force answered ${refused.status()}`);
+
+    // Pinned behind the page's back (another tab, the CLI): the page's plain
+    // delete is refused, and it asks instead of deleting.
+    const pinned = await api(page, 'POST', `/${encodeURIComponent(b)}/pin`);
+    if (!pinned.ok()) fail(`pinning ${b} over the API answered ${pinned.status()}`);
+    await page.getByRole('button', { name: `Delete ${b}`, exact: true }).click();
+    await dialog.waitFor({ state: 'visible', timeout: STEP });
+    await confirm.click();
+    const alert = dialog.getByRole('alert');
+    const refusal = await until('the refusal in the dialog', async () => ((await alert.isVisible()) ? (await alert.textContent()).trim() : ''));
+    log(`deleting the stale-listed pinned backup answered: ${refusal}`);
+    if (!/pinned/i.test(refusal)) fail(`the dialog says "${refusal}", not that the backup is pinned`);
+    if (!(await confirm.isDisabled())) fail('after the refusal Delete is enabled without "I understand"');
+    if (!(await backupNames(page)).includes(b)) fail(`${b} left the list although the server refused`);
+    await until(`${b} to show the Pinned badge after the refusal`, async () => (await badge(b).count()) === 1);
+    await shot(page, 'refused');
+    await dialog.getByLabel(/^i understand$/i).check();
+    await confirm.click();
+    await dialog.waitFor({ state: 'hidden', timeout: STEP });
+    await until(`${b} to leave the list`, async () => !(await backupNames(page)).includes(b));
+    process.stdout.write(`${JSON.stringify({ pinned: a, deleted: b })}\n`);
+
+    // The pin is the server's, not the page's.
+    await page.reload();
+    await page.getByRole('heading', { name: /^backups$/i }).waitFor({ state: 'visible', timeout: STEP });
+    await listLoaded(page);
+    if ((await badge(a).count()) !== 1) fail(`${a} lost its Pinned badge after a reload`);
+    await shot(page, 'reloaded');
+  },
+
+  async verify(page) {
+    await verifyNow(page, 'passed');
+  },
+
+  async 'verify-damaged'(page) {
+    await verifyNow(page, 'failed');
   },
 
   async encryption(page) {

@@ -119,11 +119,70 @@ fn delete_through_the_confirmation() {
 #[test]
 fn a_weekly_schedule_is_saved_and_shown_after_a_reload() {
     let inst = instance();
-    scenario("schedule", &serve(&inst));
+    // Something for the retention preview to keep.
+    inst.ok(&["create"]);
+    let results = scenario("schedule", &serve(&inst));
     let stored = backup_e2e::query(&inst.db(), "SELECT value FROM system_config WHERE key = 'framerrBackupSchedule'");
     let schedule: Value = serde_json::from_str(stored[0][0].as_str().unwrap()).unwrap();
     assert_eq!((schedule["frequency"].as_str(), schedule["dayOfWeek"].as_u64()), (Some("weekly"), Some(3)));
     assert_eq!((schedule["hour"].as_u64(), schedule["maxBackups"].as_u64()), (Some(4), Some(7)));
+    // Calendar retention: daily set in the form, the others left off.
+    assert_eq!(schedule["keepDaily"].as_u64(), Some(5), "{schedule}");
+    assert!(schedule.get("keepWeekly").is_none() && schedule.get("keepMonthly").is_none(), "{schedule}");
+    let shown = results.iter().find(|r| r.get("schedule").is_some()).expect("no schedule result");
+    assert_eq!(shown["schedule"]["keepDaily"].as_u64(), Some(5), "{shown}");
+}
+
+#[test]
+fn a_pinned_backup_is_marked_and_deleted_only_after_confirming() {
+    let inst = instance();
+    inst.ok(&["create"]);
+    inst.ok(&["create"]);
+    let results = scenario("pin", &serve(&inst));
+    let got = results.iter().find(|r| r.get("pinned").is_some()).expect("no pin result");
+    let (pinned, deleted) = (got["pinned"].as_str().unwrap(), got["deleted"].as_str().unwrap());
+    let files = inst.backup_files();
+    assert!(files.iter().any(|f| f == pinned) && !files.iter().any(|f| f == deleted), "{files:?}");
+    let list: Value = serde_json::from_str(&inst.ok(&["list", "--json"])).unwrap();
+    let flags: Vec<(&str, bool)> = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["filename"].as_str().unwrap(), b["pinned"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(flags, [(pinned, true)], "{list}");
+}
+
+fn verified(results: &[Value]) -> Vec<(String, String)> {
+    let got = results.iter().find(|r| r.get("verified").is_some()).expect("no verification result");
+    got["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["destination"].as_str().unwrap().to_owned(), v["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn verify_now_checks_the_newest_backup_and_shows_it_passed() {
+    let inst = instance();
+    inst.ok(&["create"]);
+    let got = verified(&scenario("verify", &serve(&inst)));
+    assert!(!got.is_empty() && got.iter().all(|(_, outcome)| outcome == "passed"), "{got:?}");
+}
+
+#[test]
+fn verify_now_finds_a_damaged_backup_and_the_page_shows_the_problem() {
+    let inst = instance();
+    inst.ok(&["create"]);
+    let name = inst.backup_files().into_iter().find(|f| f.starts_with("framerr-manual-")).unwrap();
+    // Cut in half: the central directory and half the entries are gone.
+    let file = std::fs::OpenOptions::new().write(true).open(inst.backups().join(&name)).unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    let got = verified(&scenario("verify-damaged", &serve(&inst)));
+    assert!(!got.is_empty() && got.iter().all(|(_, outcome)| outcome == "failed"), "{got:?}");
 }
 
 #[test]

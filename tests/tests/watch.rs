@@ -135,6 +135,15 @@ fn a_scheduled_backup_is_verified_everywhere_and_failures_are_told() {
     let got = hook.wait_for(1, Duration::from_secs(10));
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["event"], "backup-succeeded");
+    // What the server made carries no session token.
+    let made = inst.backups().join(body["backup"].as_str().unwrap());
+    let db = inst.dir.path().join("made.db");
+    python_ok(
+        "import sys,zipfile\nopen(sys.argv[2],'wb').write(zipfile.ZipFile(sys.argv[1]).read('framerr.db'))",
+        &[&made, &db],
+    );
+    assert_eq!(backup_e2e::count(&db, "sessions"), 0);
+    assert!(backup_e2e::count(&inst.db(), "sessions") > 0);
 
     // The NAS copy rots: "verify now" finds it, health and metrics say so,
     // the webhook and the heartbeat hear of it.
@@ -197,6 +206,11 @@ fn a_failing_scheduled_backup_and_a_dead_destination_are_told_and_counted() {
     let hook = Stub::start(&[]);
     // The backups folder is a file: every backup fails. The destination is
     // under /dev/null: every copy would fail too.
+    // The last scheduled backup was long ago: overdue.
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE system_config SET value=json_set(value,'$.lastBackup','2020-01-01T03:00:00.000Z') WHERE key='backupSchedule'\")\nc.commit()",
+        &[&inst.db()],
+    );
     let blocked = inst.dir.path().join("not-a-folder");
     std::fs::write(&blocked, b"x").unwrap();
     let server = serve(
@@ -234,4 +248,29 @@ fn a_failing_scheduled_backup_and_a_dead_destination_are_told_and_counted() {
         Some(1.0)
     );
     assert!(!server.log.lock().unwrap().contains(SECRET));
+}
+
+#[test]
+fn a_cron_scheduled_backup_is_told_and_its_notices_are_sent_before_the_command_exits() {
+    let inst = Instance::from_fixture();
+    let hc = Stub::start(&[]);
+    let hook = Stub::start(&[500]);
+    let hc_url = format!("{}/ping/{SECRET}", hc.base.replace("http://", "healthchecks+http://"));
+    let hook_url = format!("{}/hook?token={SECRET}&on=success", hook.base);
+    let out = inst.run(&["create", "--type", "scheduled", "--json", "--notify", &hc_url, "--notify", &hook_url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Delivered by the time the command returned: no waiting here.
+    let pings: Vec<String> = hc.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(pings, [format!("/ping/{SECRET}/start"), format!("/ping/{SECRET}")]);
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "a 500 is retried");
+    assert_eq!(serde_json::from_slice::<Value>(&got[1].body).unwrap()["event"], "backup-succeeded");
+    // A scheduled run records lastBackup, as the server's would.
+    let schedule = backup_e2e::query(&inst.db(), "SELECT value FROM system_config WHERE key = 'framerrBackupSchedule'");
+    assert!(schedule.to_string().contains("lastBackup"), "{schedule}");
+    // Secrets stay out of what the command printed.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET));
+    // A bad notification URL is refused before anything runs, without its secret.
+    let err = inst.fails(&["create", "--notify", &format!("gopher://host/{SECRET}")]);
+    assert!(err.contains("invalid notification URL") && !err.contains(SECRET), "{err}");
 }

@@ -246,6 +246,14 @@ impl Schedule {
         None
     }
 
+    /// Whether the schedule has missed a run since its last success: the
+    /// alarm for health, metrics and notices. A schedule that never ran is
+    /// not overdue (it was perhaps turned on a minute ago; its first run, or
+    /// the catch-up at start, says how it goes).
+    pub fn overdue(&self, now: OffsetDateTime) -> bool {
+        self.enabled && self.last_backup.is_some_and(|last| now > last + self.frequency.interval() + CATCH_UP_GRACE)
+    }
+
     /// Whether a backup is due at start (spec section 7 catch-up): enabled,
     /// and never run or not within one interval plus two hours of grace.
     pub fn missed(&self, now: OffsetDateTime) -> bool {
@@ -489,6 +497,8 @@ mod tests {
         let at = datetime!(2026-11-22 03:00 UTC);
         let last = |s: Schedule| Schedule { last_backup: Some(at), ..s };
         assert!(daily(3).missed(at), "never ran");
+        assert!(!daily(3).overdue(at), "never ran is not an alarm");
+        assert!(last(daily(3)).overdue(at + Duration::hours(26) + Duration::seconds(1)));
         assert!(!last(daily(3)).missed(at + Duration::hours(26)), "exactly one interval + grace");
         assert!(last(daily(3)).missed(at + Duration::hours(26) + Duration::seconds(1)));
         assert!(!last(weekly(0, 3)).missed(at + Duration::days(7) + Duration::hours(2)));

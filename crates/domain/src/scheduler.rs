@@ -62,7 +62,7 @@ impl ScheduledBackups {
     /// and again only after a later success is missed too.
     pub async fn check_overdue(&self, now: OffsetDateTime) {
         let Ok(schedule) = self.schedule().await else { return };
-        if !(schedule.enabled && schedule.missed(now)) {
+        if !schedule.overdue(now) {
             return;
         }
         let mut sent = self.overdue_sent.lock().unwrap_or_else(|p| p.into_inner());
@@ -71,10 +71,10 @@ impl ScheduledBackups {
         }
         *sent = Some(schedule.last_backup);
         drop(sent);
-        let why = match schedule.last_backup {
-            Some(at) => format!("no scheduled backup since {}", crate::timefmt::to_iso_millis(at)),
-            None => "the schedule has never run".to_owned(),
-        };
+        let why = schedule
+            .last_backup
+            .map(|at| format!("no scheduled backup since {}", crate::timefmt::to_iso_millis(at)))
+            .unwrap_or_default();
         self.notifier.notify(Notice::new(Event::ScheduleOverdue, now).error(why));
     }
 

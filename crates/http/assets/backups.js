@@ -14,8 +14,10 @@ let creating = false;
 let deleteTarget = null;
 let restoreTarget = null;
 let restoring = false;
+const pinning = new Set(); // names whose pin request is in flight
 
 const TYPES = { manual: 'Manual', scheduled: 'Scheduled', safety: 'Safety' };
+const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
 
 /** Where a backup lives, short: "…/config/backups", "s3: bucket/prefix". */
 function place(location) {
@@ -39,6 +41,17 @@ function lock() {
   return svg;
 }
 
+function pinIcon() {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', '0 0 16 16');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', 'icon');
+  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
+  path.setAttribute('d', 'M5 1h6v1.5l-1 .5v4l2.5 2.5V11H9v4l-1 1-1-1v-4H3.5V9.5L6 7V3l-1-.5z');
+  svg.append(path);
+  return svg;
+}
+
 function row(b) {
   const name = b.filename;
   const created = b.createdAt ? h('time', { datetime: b.createdAt }, formatDate(b.createdAt)) : '—';
@@ -50,7 +63,7 @@ function row(b) {
       'td',
       { role: 'cell', 'data-label': 'Type' },
       h('span', { class: `badge type-${b.type}` }, TYPES[b.type] || b.type || '—'),
-      b.pinned ? h('span', { class: 'badge' }, 'Pinned') : null,
+      b.pinned ? h('span', { class: 'badge pinned', title: 'Kept until unpinned, whatever the retention rules say' }, pinIcon(), h('span', {}, 'Pinned')) : null,
     ),
     h('td', { role: 'cell', class: 'num', 'data-label': 'Size' }, formatSize(b.size)),
     h('td', { role: 'cell', 'data-label': 'Created' }, created),
@@ -69,6 +82,11 @@ function row(b) {
       { role: 'cell', class: 'row-actions', 'data-label': 'Actions' },
       h('a', { class: 'button', href: `/api/backup/download/${seg(name)}`, download: name, 'aria-label': `Download ${name}`, 'data-action': 'download', 'data-name': name }, 'Download'),
       h('button', { type: 'button', 'aria-label': `Restore ${name}`, 'data-action': 'restore', 'data-name': name }, 'Restore'),
+      h(
+        'button',
+        { type: 'button', class: 'pin', 'aria-label': `${b.pinned ? 'Unpin' : 'Pin'} ${name}`, 'data-action': 'pin', 'data-name': name, 'aria-disabled': pinning.has(name) ? 'true' : null },
+        b.pinned ? 'Unpin' : 'Pin',
+      ),
       h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${name}`, 'data-action': 'delete', 'data-name': name }, 'Delete'),
     ),
   );
@@ -217,29 +235,37 @@ async function create() {
 
 // ---- Delete ----
 
-function openDelete(b) {
-  deleteTarget = b;
-  const safety = b.type === 'safety';
-  $('delete-name').textContent = b.filename;
-  $('delete-safety').hidden = !safety;
+/** Safety and pinned backups are deleted only after "I understand" (and with force=true). */
+function askToForce(safety, pinned) {
+  $('delete-safety-note').hidden = !safety;
+  $('delete-pinned-note').hidden = !pinned;
+  $('delete-force').hidden = !(safety || pinned);
   $('delete-understand').checked = false;
-  $('delete-confirm').disabled = safety;
+  $('delete-confirm').disabled = safety || pinned;
+}
+
+function openDelete(b) {
+  deleteTarget = { backup: b, force: b.type === 'safety' || Boolean(b.pinned) };
+  $('delete-name').textContent = b.filename;
+  askToForce(b.type === 'safety', Boolean(b.pinned));
   say($('delete-error'), '');
   $('delete-dialog').showModal();
   $('delete-cancel').focus();
 }
 
 async function confirmDelete() {
-  const b = deleteTarget;
-  if (!b) return;
+  const target = deleteTarget;
+  if (!target) return;
+  const b = target.backup;
   const button = $('delete-confirm');
   button.disabled = true;
-  const force = b.type === 'safety' ? '?force=true' : '';
+  const force = target.force ? '?force=true' : '';
   try {
     await request('DELETE', `/api/backup/${seg(b.filename)}${force}`);
-    const index = backups.indexOf(b);
-    const next = backups[index + 1] || backups[index - 1];
-    backups = backups.filter((x) => x !== b);
+    // By name: the list may have been reloaded while the dialog was open.
+    const index = backups.findIndex((x) => x.filename === b.filename);
+    const next = index < 0 ? null : backups[index + 1] || backups[index - 1];
+    backups = backups.filter((x) => x.filename !== b.filename);
     totalSize = null;
     $('delete-dialog').close();
     render();
@@ -250,9 +276,57 @@ async function confirmDelete() {
     ctx.refreshHealth();
   } catch (e) {
     button.disabled = false;
-    if (e.sessionEnded) $('delete-dialog').close();
-    else say($('delete-error'), e.message);
+    if (e.sessionEnded) {
+      $('delete-dialog').close();
+    } else if (e.status === 403 && !target.force) {
+      // Pinned (or made a safety backup) since the list was loaded: ask first.
+      const pinned = /pinned/i.test(e.message);
+      target.force = true;
+      if (pinned) b.pinned = true;
+      askToForce(!pinned, pinned);
+      say(
+        $('delete-error'),
+        pinned
+          ? 'Not deleted: this backup was pinned after the list was shown. Check “I understand” to delete it anyway.'
+          : `Not deleted: ${sentence(e.message)} Check “I understand” to delete it anyway.`,
+      );
+      $('delete-understand').focus();
+      loadBackups();
+    } else {
+      say($('delete-error'), e.message);
+    }
   }
+}
+
+// ---- Pin ----
+
+async function togglePin(b) {
+  const name = b.filename;
+  if (pinning.has(name)) return;
+  const on = !b.pinned;
+  pinning.add(name);
+  render();
+  say($('backups-error'), '');
+  say($('backups-status'), `${on ? 'Pinning' : 'Unpinning'} ${name}…`);
+  try {
+    const r = await request(on ? 'POST' : 'DELETE', `/api/backup/${seg(name)}/pin`);
+    b.pinned = typeof r.pinned === 'boolean' ? r.pinned : on;
+    say(
+      $('backups-status'),
+      b.pinned ? `Pinned ${name}: it is kept until you unpin it.` : `Unpinned ${name}: retention treats it like any other backup again.`,
+    );
+    const failed = Array.isArray(r.failed) ? r.failed : [];
+    if (failed.length) {
+      say($('backups-error'), `The pin could not be saved in ${failed.map((f) => `${f.destination} (${f.error})`).join(', ')}.`);
+    }
+  } catch (e) {
+    say($('backups-status'), '');
+    if (!e.sessionEnded) say($('backups-error'), `${name} could not be ${on ? 'pinned' : 'unpinned'}: ${e.message}`);
+  } finally {
+    pinning.delete(name);
+  }
+  render();
+  loadBackups();
 }
 
 // ---- Restore a stored backup ----
@@ -444,6 +518,7 @@ export function initBackups(callbacks) {
     if (!b) return;
     if (button.dataset.action === 'delete') openDelete(b);
     else if (button.dataset.action === 'restore') openRestore(b);
+    else if (button.dataset.action === 'pin') togglePin(b);
   });
   $('delete-cancel').addEventListener('click', () => $('delete-dialog').close());
   $('delete-confirm').addEventListener('click', confirmDelete);

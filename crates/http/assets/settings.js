@@ -11,6 +11,20 @@ let history = null; // [{filename, size, durationMs, createdAt}] or null
 let chartWidth = 0;
 
 const two = (n) => String(n).padStart(2, '0');
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+/** A server message as a sentence: capital first, full stop last. */
+const sentence = (text) => {
+  const t = String(text).trim();
+  const s = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+};
+
+// The calendar rules: field id, JSON name, label for messages.
+const CALENDAR = [
+  ['sched-daily', 'keepDaily', 'Days to keep'],
+  ['sched-weekly', 'keepWeekly', 'Weeks to keep'],
+  ['sched-monthly', 'keepMonthly', 'Months to keep'],
+];
 
 // ---- Schedule ----
 
@@ -41,6 +55,8 @@ function showSchedule(data) {
   if (Number.isInteger(s.dayOfWeek)) $('sched-day').value = String(s.dayOfWeek);
   if (Number.isInteger(s.hour)) $('sched-hour').value = String(s.hour);
   if (Number.isInteger(s.maxBackups)) $('sched-keep').value = String(s.maxBackups);
+  // Absent means 0: the rule is off.
+  for (const [id, key] of CALENDAR) $(id).value = String(Number.isInteger(s[key]) ? s[key] : 0);
   showDay();
   showTimes();
 }
@@ -62,12 +78,27 @@ async function saveSchedule(event) {
   event.preventDefault();
   const keep = Number($('sched-keep').value);
   const problems = {};
-  if (!Number.isInteger(keep) || keep < 1 || keep > 30) problems.maxBackups = 'Enter a whole number from 1 to 30.';
+  const wrong = [];
+  if (!Number.isInteger(keep) || keep < 1 || keep > 30) {
+    problems.maxBackups = 'Enter a whole number from 1 to 30.';
+    wrong.push(['sched-keep', 'Backups to keep']);
+  }
+  const calendar = {};
+  for (const [id, key, label] of CALENDAR) {
+    const text = $(id).value.trim();
+    const n = text === '' ? 0 : Number(text);
+    if (!Number.isInteger(n) || n < 0 || n > 1000) {
+      problems[key] = 'Enter a whole number from 0 to 1000 (0 turns this rule off).';
+      wrong.push([id, label]);
+    }
+    calendar[key] = n;
+  }
   fieldErrors('sched-', problems);
   say($('sched-status'), '');
-  if (problems.maxBackups) {
-    say($('sched-error'), 'The schedule was not saved: check “Backups to keep”.');
-    $('sched-keep').focus();
+  say($('sched-error'), '');
+  if (wrong.length) {
+    say($('sched-error'), `The schedule was not saved: check ${wrong.map(([, label]) => `“${label}”`).join(' and ')}.`);
+    $(wrong[0][0]).focus();
     return;
   }
   const body = {
@@ -76,6 +107,7 @@ async function saveSchedule(event) {
     hour: Number($('sched-hour').value),
     dayOfWeek: Number($('sched-day').value),
     maxBackups: keep,
+    ...calendar,
   };
   const button = event.submitter || event.target.querySelector('button[type="submit"]');
   button.disabled = true;
@@ -85,12 +117,97 @@ async function saveSchedule(event) {
     say($('sched-error'), '');
     say($('sched-status'), 'Schedule saved.');
     loadHealth();
+    if (!$('retention-preview').hidden) previewRetention();
   } catch (e) {
     if (e.sessionEnded) return;
     fieldErrors('sched-', e.body.fields);
     say($('sched-error'), `The schedule was not saved: ${e.message}`);
     const invalid = $('schedule-form').querySelector('[aria-invalid="true"]');
     if (invalid) invalid.focus();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- Retention preview (GET /retention: a dry run) ----
+
+function describePolicy(p) {
+  const calendar = [p.daily && plural(p.daily, 'day'), p.weekly && plural(p.weekly, 'week'), p.monthly && plural(p.monthly, 'month')].filter(Boolean);
+  const last = calendar.length > 1 ? `${calendar.slice(0, -1).join(', ')} and ${calendar[calendar.length - 1]}` : calendar[0];
+  const rules = [];
+  if (p.last) rules.push(p.last === 1 ? 'the newest backup' : `the ${p.last} newest backups`);
+  if (last) rules.push(`the newest of each of the last ${last}`);
+  rules.push('every pinned or safety backup');
+  return `Keeps ${rules.slice(0, -1).join(', ')}${rules.length > 1 ? ' and ' : ''}${rules[rules.length - 1]}.`;
+}
+
+/** The server's reasons ("last #1", "daily 2026-11-22", "pinned") in words. */
+function reasonText(reason) {
+  const text = String(reason);
+  let m = /^last #(\d+)$/.exec(text);
+  if (m) return `newest #${m[1]}`;
+  m = /^(daily|weekly|monthly) (.+)$/.exec(text);
+  if (m) return `${{ daily: 'day', weekly: 'week', monthly: 'month' }[m[1]]} ${m[2]}`;
+  return text;
+}
+
+function showRetention(r) {
+  const parts = [];
+  const places = Array.isArray(r.destinations) ? r.destinations : [];
+  if (!places.length) parts.push(h('p', {}, 'No destination to look at.'));
+  for (const d of places) {
+    const del = Array.isArray(d.delete) ? d.delete : [];
+    const kept = Array.isArray(d.kept) ? d.kept : [];
+    const block = h('div', { class: 'retention-place' }, h('h4', {}, h('span', { class: 'filename' }, d.destination)));
+    if (d.error) block.append(h('p', { class: 'bad-text' }, `Retention could not look at it: ${d.error}`));
+    block.append(h('p', {}, d.policy ? describePolicy(d.policy) : 'No retention rule applies here: nothing is deleted.'));
+    if (del.length) {
+      block.append(
+        h('p', {}, h('strong', {}, `Would delete ${plural(del.length, 'backup')}:`)),
+        h('ul', { class: 'names delete' }, del.map((name) => h('li', {}, h('span', { class: 'filename' }, name)))),
+      );
+    } else if (!d.error) {
+      block.append(h('p', {}, h('strong', {}, 'Would delete nothing.')));
+    }
+    if (kept.length) {
+      block.append(
+        h(
+          'details',
+          {},
+          h('summary', {}, `Kept: ${plural(kept.length, 'backup')}, and why`),
+          h(
+            'ul',
+            { class: 'names' },
+            kept.map((k) =>
+              h(
+                'li',
+                {},
+                h('span', { class: 'filename' }, k.filename),
+                h('span', { class: 'reasons' }, (Array.isArray(k.reasons) ? k.reasons : []).map((why) => h('span', { class: 'badge reason' }, reasonText(why)))),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+    parts.push(block);
+  }
+  $('retention-body').replaceChildren(...parts);
+  $('retention-preview').hidden = false;
+  const doomed = places.reduce((n, d) => n + (Array.isArray(d.delete) ? d.delete.length : 0), 0);
+  return doomed ? `Preview ready: retention would delete ${plural(doomed, 'backup')} now.` : 'Preview ready: retention would delete nothing now.';
+}
+
+async function previewRetention() {
+  const button = $('retention-preview-button');
+  button.disabled = true;
+  say($('retention-error'), '');
+  say($('retention-status'), 'Asking what retention would do…');
+  try {
+    say($('retention-status'), showRetention(await request('GET', '/api/backup/retention')));
+  } catch (e) {
+    say($('retention-status'), '');
+    if (!e.sessionEnded) say($('retention-error'), `The retention preview could not be loaded: ${e.message}`);
   } finally {
     button.disabled = false;
   }
@@ -165,18 +282,123 @@ async function disableFramerr() {
   }
 }
 
+/** The banner at the top of the page, and the list at the top of Health. */
+function showProblems(r, parts) {
+  const problems = Array.isArray(r.problems) ? r.problems.map(sentence) : null;
+  const banner = $('health-banner');
+  if (!problems) {
+    // A server without "problems": only "overdue" is known.
+    banner.hidden = true;
+    if (r.overdue) {
+      parts.push(h('p', { class: 'notice warn' }, h('strong', {}, 'Backups are overdue. '), 'No scheduled backup has succeeded in the expected time; see the last failure below and the server’s log.'));
+    }
+    return;
+  }
+  const bad = r.ok === false || problems.length > 0;
+  banner.hidden = !bad;
+  if (!bad) return;
+  const title = problems.length === 1 ? 'A problem needs your attention' : `${problems.length} problems need your attention`;
+  const text = problems.length === 1 ? problems[0] : problems.length ? `${problems[0]} And ${plural(problems.length - 1, 'more problem')}.` : 'The health report says something is wrong.';
+  if ($('health-banner-text').textContent !== text) $('health-banner-text').textContent = text;
+  $('health-banner-title').textContent = `${title}:`;
+  parts.push(
+    h(
+      'div',
+      { class: 'notice bad problems-box' },
+      h('h3', {}, title),
+      problems.length ? h('ul', { class: 'problems' }, problems.map((p) => h('li', {}, p))) : h('p', {}, 'The server reports a problem but did not say which.'),
+    ),
+  );
+}
+
+const OUTCOMES = {
+  passed: ['Passed', 'ok'],
+  failed: ['Failed', 'bad'],
+  skipped: ['Skipped', 'warn'],
+  empty: ['No backups', 'muted'],
+};
+
+let verifying = false;
+
+/** The last check of each destination. */
+function showVerification(list) {
+  const ul = $('verify-list');
+  ul.setAttribute('aria-busy', 'false');
+  const checks = Array.isArray(list) ? list : [];
+  if (!checks.length) {
+    ul.replaceChildren(h('li', { class: 'hint' }, 'Not checked yet. Press “Verify now” to check the newest backups.'));
+    return;
+  }
+  ul.replaceChildren(
+    ...checks.map((v) => {
+      const [label, tone] = OUTCOMES[v.outcome] || [String(v.outcome || 'Unknown'), 'muted'];
+      const when = v.checkedAt ? `${formatDate(v.checkedAt)} (${ago(v.checkedAt)})` : 'at an unknown time';
+      const took = Number.isFinite(v.durationMs) && v.durationMs >= 1 ? `, took ${seconds(v.durationMs / 1000)}` : '';
+      return h(
+        'li',
+        { class: 'check-result' },
+        h('span', { class: `badge ${tone}` }, label),
+        ' ',
+        h('span', { class: 'filename' }, v.destination),
+        h(
+          'p',
+          { class: 'detail' },
+          v.filename ? ['Backup ', h('span', { class: 'filename' }, v.filename), ', checked '] : 'Checked ',
+          `${when}${took}.`,
+        ),
+        v.error ? h('p', { class: `detail ${v.outcome === 'failed' ? 'bad-text' : ''}` }, sentence(v.error)) : null,
+      );
+    }),
+  );
+}
+
+function verifyButton(running) {
+  verifying = running;
+  const button = $('verify-now');
+  button.disabled = running;
+  button.querySelector('.spinner').hidden = !running;
+  $('verify-now-label').textContent = running ? 'Verifying…' : 'Verify now';
+  $('verify-list').setAttribute('aria-busy', String(running));
+}
+
+async function verifyNow() {
+  if (verifying) return;
+  verifyButton(true);
+  say($('verify-error'), '');
+  say($('verify-status'), 'Checking the newest backup in every destination; this can take a while…');
+  try {
+    const results = await request('POST', '/api/backup/verify');
+    const checks = Array.isArray(results) ? results : [];
+    showVerification(checks);
+    const count = (outcome) => checks.filter((v) => v.outcome === outcome).length;
+    const summary = [
+      count('passed') && `${count('passed')} passed`,
+      count('failed') && `${count('failed')} failed`,
+      count('skipped') && `${count('skipped')} skipped (no key to open it)`,
+      count('empty') && `${count('empty')} had no backup`,
+    ].filter(Boolean);
+    say($('verify-status'), `Verification finished: ${summary.length ? summary.join(', ') : 'nothing to check'}.`);
+  } catch (e) {
+    say($('verify-status'), '');
+    if (!e.sessionEnded) say($('verify-error'), `Verification could not run: ${e.message}`);
+  } finally {
+    verifyButton(false);
+  }
+  loadHealth();
+}
+
 function showHealth(r) {
   const parts = [];
-  if (r.overdue) {
-    parts.push(h('p', { class: 'notice warn' }, h('strong', {}, 'Backups are overdue. '), 'No scheduled backup has succeeded in the expected time; see the last failure below and the server’s log.'));
-  }
+  showProblems(r, parts);
   const dl = h('dl', { class: 'facts' });
+  const notes = r.notifications && Array.isArray(r.notifications.targets) ? r.notifications.targets : null;
   facts(dl, [
     ['Scheduled backups', r.scheduleEnabled ? 'On' : 'Off'],
     ['Last success', r.lastSuccess ? `${formatDate(r.lastSuccess)} (${ago(r.lastSuccess)})` : 'None yet'],
     ['Last failure', r.lastError ? `${formatDate(r.lastError.at)}: ${r.lastError.error}` : 'None'],
     ['Next run', r.nextRun ? formatDate(r.nextRun) : 'None scheduled'],
     ['Now', r.inProgress ? 'A backup or restore is running' : 'Idle'],
+    ...(notes ? [['Notifications', notes.length ? notes.join(', ') : 'None set up']] : []),
   ]);
   parts.push(dl);
   if (Array.isArray(r.destinations) && r.destinations.length) {
@@ -207,6 +429,9 @@ function showHealth(r) {
   const body = $('health-body');
   body.replaceChildren(...parts);
   body.setAttribute('aria-busy', 'false');
+  // While "Verify now" runs, its answer is newer than this report.
+  $('verification').hidden = !Array.isArray(r.verification);
+  if (!verifying && Array.isArray(r.verification)) showVerification(r.verification);
 }
 
 let healthLoading = null;
@@ -291,13 +516,22 @@ export function clearSettings() {
   $('enc-rewrite-errors').hidden = true;
   $('health-body').replaceChildren(h('p', {}, 'Loading…'));
   $('health-body').setAttribute('aria-busy', 'true');
-  for (const id of ['sched-status', 'sched-error', 'enc-status', 'enc-error', 'health-status', 'health-error']) say($(id), '');
+  $('health-banner').hidden = true;
+  $('verify-list').replaceChildren(h('li', {}, 'Loading…'));
+  $('verify-list').setAttribute('aria-busy', 'true');
+  $('retention-preview').hidden = true;
+  $('retention-body').replaceChildren();
+  for (const id of ['sched-status', 'sched-error', 'enc-status', 'enc-error', 'health-status', 'health-error', 'verify-status', 'verify-error', 'retention-status', 'retention-error']) {
+    say($(id), '');
+  }
 }
 
 export function initSettings() {
   $('sched-hour').append(...Array.from({ length: 24 }, (_, i) => h('option', { value: i }, `${two(i)}:00`)));
   $('sched-frequency').addEventListener('change', showDay);
   $('schedule-form').addEventListener('submit', saveSchedule);
+  $('retention-preview-button').addEventListener('click', previewRetention);
+  $('verify-now').addEventListener('click', verifyNow);
   showDay();
 
   encryptionForm('enc-enable-form', async (form) => {

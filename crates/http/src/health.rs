@@ -17,7 +17,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Valu
         (a, b) => a.or(b),
     };
     // Overdue: enabled, and no success within one interval plus the grace.
-    let overdue = schedule.enabled && schedule.missed(now);
+    let overdue = schedule.overdue(now);
     let future: Vec<String> = state.backups.future_stamped(now).await.iter().map(ToString::to_string).collect();
     let framerr_scheduler = state.backups.framerr_scheduler_enabled().await;
     let mut warnings = Vec::new();

@@ -174,7 +174,7 @@ async fn render(state: &AppState) -> String {
         "gauge",
         "Whether the schedule has missed a run (no scheduled backup within its interval plus two hours).",
     );
-    let overdue = schedule.as_ref().is_some_and(|s| s.enabled && s.missed(now));
+    let overdue = schedule.as_ref().is_some_and(|s| s.overdue(now));
     out.sample("framerr_backup_schedule_overdue", &[], f64::from(u8::from(overdue)));
     out.family("framerr_backup_in_progress", "gauge", "Whether a backup or restore is running.");
     out.sample("framerr_backup_in_progress", &[], f64::from(u8::from(state.backups.creator.busy.is_busy())));
