@@ -10,7 +10,7 @@
 //
 // Exit 0 when the scenario passed, 1 when it failed (the reason on stderr),
 // 2 on a usage error. stdout carries only result lines in JSON (download:
-// {"downloaded","sha256"}; restore: {"restored","safetyBackup"}; schedule:
+// {"downloaded","sha256"}; signin: {"firstLoad"}; restore: {"restored","safetyBackup"}; schedule:
 // {"schedule"} as GET /schedule answers after saving; pin: {"pinned",
 // "deleted"}; verify and verify-damaged: {"verified"}, the POST /verify
 // answer); progress goes to stderr. Every step is saved as <scenario>-<step>-desktop.png
@@ -285,9 +285,24 @@ async function verifyNow(page, want) {
 
 const scenarios = {
   async signin(page) {
+    const started = Date.now();
     await page.goto(`${BASE}/`);
     const user = page.getByLabel(/^username$/i);
     await user.waitFor({ state: 'visible', timeout: STEP });
+    const usable = Date.now() - started;
+    // What the first load cost: bytes over the wire (headers included) and
+    // when the page was interactive, by the browser's own clock.
+    const load = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const resources = performance.getEntriesByType('resource');
+      return {
+        bytes: nav.transferSize + resources.reduce((sum, r) => sum + r.transferSize, 0),
+        files: 1 + resources.length,
+        interactiveMs: Math.round(nav.domInteractive),
+        loadedMs: Math.round(nav.loadEventEnd),
+      };
+    });
+    console.log(JSON.stringify({ firstLoad: { ...load, signInVisibleMs: usable } }));
     await shot(page, 'start');
     await user.fill(ADMIN_USER);
     const password = view(page).getByLabel(/^password$/i);
