@@ -105,3 +105,17 @@ fn an_unreadable_asset_file() {
     let files = inst.backup_files();
     assert!(files.iter().all(|f| !f.starts_with("framerr-") && !f.starts_with(".framerr")), "{files:?}");
 }
+
+#[test]
+fn a_reader_that_went_away_ends_the_command_quietly() {
+    let inst = backup_e2e::Instance::from_fixture();
+    inst.ok(&["create"]);
+    for args in [&["list"][..], &["list", "--json"], &["prune", "--dry-run"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = inst.command(args).stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}

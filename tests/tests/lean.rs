@@ -50,6 +50,11 @@ fn fts_is_consistent(db: &Path) {
 fn backups_hold_no_sessions_and_no_caches_unless_full_and_restore_the_same() {
     let source = Instance::from_fixture();
     add_media(&source, 3000);
+    // A table of the user's that cascades from sessions keeps its rows.
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute('CREATE TABLE my_notes(note TEXT, token TEXT REFERENCES sessions(token) ON DELETE CASCADE)')\nc.execute('INSERT INTO my_notes SELECT \\'kept\\', token FROM sessions LIMIT 1')\nc.commit()",
+        &[&source.db()],
+    );
     assert!(count(&source.db(), "sessions") > 0 && count(&source.db(), "notifications") > 0);
     let create = |extra: &[&str]| -> PathBuf {
         let mut args = vec!["create", "--json"];
@@ -77,6 +82,7 @@ fn backups_hold_no_sessions_and_no_caches_unless_full_and_restore_the_same() {
         assert_eq!(count(&full, table), 0, "{table}: secrets are never backed up");
     }
     assert_eq!(count(&full, "media_library"), 3000);
+    assert_eq!((count(&lean, "my_notes"), count(&full, "my_notes")), (1, 1), "a cascade took the user's rows");
     assert_eq!(count(&full, "notifications"), count(&source.db(), "notifications"));
     // Same schema, triggers included, byte for byte; search indexes consistent.
     assert_eq!(schema(&lean), schema(&source.db()));

@@ -150,3 +150,37 @@ fn a_destination_keeps_its_own_policy_and_pins_survive_a_restore() {
     let err = inst.fails(&["list", "--destination", &format!("file://{}?keep-daily=lots", nas.display())]);
     assert!(err.contains("keep-daily must be a whole number from 0 to 1000"), "{err}");
 }
+
+#[test]
+fn pins_that_cannot_be_read_protect_everything_until_forced() {
+    let inst = Instance::from_fixture();
+    save_schedule(&inst, r#"{"enabled":false,"frequency":"daily","hour":3,"maxBackups":1}"#);
+    plant(&inst.backups(), &PLANTED[..3]);
+    inst.ok(&["pin", PLANTED[0]]);
+    let pins = inst.backups().join("framerr-backup.pins.json");
+    let damaged: [(&str, &dyn Fn()); 3] = [
+        ("truncated JSON", &|| std::fs::write(&pins, format!("{{\"pinned\":[\"{}\"]", PLANTED[0])).unwrap()),
+        ("a folder", &|| {
+            std::fs::remove_file(&pins).unwrap();
+            std::fs::create_dir(&pins).unwrap();
+        }),
+        ("a dangling link", &|| {
+            std::fs::remove_dir(&pins).unwrap();
+            std::os::unix::fs::symlink("/nonexistent/pins.json", &pins).unwrap();
+        }),
+    ];
+    for (what, damage) in damaged {
+        damage();
+        let err = inst.fails(&["delete", PLANTED[0]]);
+        assert!(err.contains("may pin this backup") && err.contains("--force"), "{what}: {err}");
+        let out = inst.run(&["prune"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success() && text.contains("retention did not run") && text.contains("pins"),
+            "{what}: {text}"
+        );
+        assert_eq!(inst.backup_files().len(), 3, "{what}: something was deleted");
+    }
+    inst.ok(&["delete", "--force", PLANTED[0]]);
+    assert_eq!(inst.backup_files().len(), 2);
+}

@@ -86,3 +86,36 @@ fn verify_all_checks_every_copy_and_finds_the_damaged_one() {
     // Nothing of ours is left behind by all that checking.
     assert!(backup_e2e::hidden_leftovers(&inst.data()).is_empty(), "{:?}", backup_e2e::hidden_leftovers(&inst.data()));
 }
+
+/// Changes the first character of a header field's value to another valid
+/// base64 character: the JSON still parses, the value is wrong.
+fn alter_header(file: &std::path::Path, field: &str) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let needle = format!("\"{field}\":\"");
+    let at = bytes.windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap() + needle.len();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(file, bytes).unwrap();
+}
+
+#[test]
+fn an_encrypted_backup_its_password_no_longer_opens_fails_verification() {
+    let inst = Instance::from_fixture();
+    let out = inst.run_stdin(&["encryption", "enable", "--password-stdin"], "the password\n");
+    assert!(out.status.success());
+    for (field, want) in [("salt", "password header does not match"), ("wrappedDek", "")] {
+        let created: Value = serde_json::from_str(&inst.ok(&["create", "--json"])).unwrap();
+        let file = inst.backups().join(created["filename"].as_str().unwrap());
+        alter_header(&file, field);
+        let out = inst.run(&["verify", "--all", "--json"]);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let checked =
+            json["checked"].as_array().unwrap().iter().find(|c| c["filename"] == created["filename"]).unwrap().clone();
+        assert_eq!(checked["outcome"], "failed", "{field}: {checked}");
+        assert!(checked["error"].as_str().unwrap().contains(want), "{field}: {checked}");
+        assert_eq!(out.status.code(), Some(1), "{field}");
+        // What a restore with the password says about the same file.
+        let restore = inst.run_stdin(&["verify", file.to_str().unwrap(), "--password-stdin"], "the password\n");
+        assert!(!restore.status.success(), "{field}: the password still opens it?");
+        std::fs::remove_file(&file).unwrap();
+    }
+}

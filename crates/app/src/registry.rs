@@ -56,6 +56,7 @@ impl Registry {
 fn split_keep(url: &str) -> Result<(String, Option<KeepPolicy>), String> {
     let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), None)) };
     let mut keep: Option<KeepPolicy> = None;
+    let mut seen: Vec<&str> = Vec::new();
     let mut rest = Vec::new();
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -63,6 +64,10 @@ fn split_keep(url: &str) -> Result<(String, Option<KeepPolicy>), String> {
             rest.push(pair);
             continue;
         };
+        if seen.contains(&key) {
+            return Err(format!("invalid destination: {key} is given twice"));
+        }
+        seen.push(key);
         let policy = keep.get_or_insert_with(KeepPolicy::default);
         let slot = match rule {
             "last" => &mut policy.last,
@@ -88,7 +93,35 @@ fn open_file(url: &str) -> Result<Arc<dyn BackupStore>, String> {
     if !path.starts_with('/') {
         return Err(format!("invalid destination {url:?}: file:// needs an absolute path (file:///mnt/backups)"));
     }
+    // A typo in a parameter must not become a folder of its own.
+    if path.contains('?') || path.contains('#') {
+        return Err(format!(
+            "invalid destination {url:?}: file:// takes no parameters but keep-last, keep-daily, keep-weekly and keep-monthly"
+        ));
+    }
+    let path = percent_decode(path)
+        .ok_or_else(|| format!("invalid destination {url:?}: a %-escape that is not two hex digits, or not a path"))?;
     Ok(Arc::new(backup_store_fs::FsStore::new(path)))
+}
+
+/// A URL path's %-escapes decoded (`%20` is a space), as file URLs mean.
+fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let text = String::from_utf8(out).ok()?;
+    // A decoded NUL or line break is no folder anyone means.
+    (!text.contains(['\0', '\n', '\r'])).then_some(text)
 }
 
 fn open_s3(url: &str) -> Result<Arc<dyn BackupStore>, String> {
@@ -123,10 +156,19 @@ mod tests {
             "s3://b/p?region=x&endpoint=http://h"
         );
         assert_eq!(registry.open_destination("file:///mnt/nas").unwrap().1, None);
-        for bad in
-            ["file:///x?keep-daily=-1", "file:///x?keep-daily=1001", "file:///x?keep-yearly=1", "file:///x?keep-last"]
-        {
+        for bad in [
+            "file:///x?keep-daily=-1",
+            "file:///x?keep-daily=1001",
+            "file:///x?keep-yearly=1",
+            "file:///x?keep-last",
+            "file:///x?keep-last=5&keep-last=1",
+            "file:///x?keep_last=3",
+            "file:///x?KEEP-LAST=1",
+            "file:///x/nl%0Adir",
+            "file:///x/%zz",
+        ] {
             assert!(registry.open_destination(bad).is_err(), "{bad}");
         }
+        assert_eq!(registry.open_destination("file:///mnt/my%20nas").unwrap().0.describe(), "file:///mnt/my nas");
     }
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub notify: Vec<String>,
     /// `FRAMERR_BACKUP_METRICS_TOKEN`: lets a scraper read `/metrics` only.
     pub metrics_token: Option<Arc<Zeroizing<String>>>,
+    /// What was set but could not be used, for the front to show.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -136,9 +138,20 @@ impl Settings {
                 SocketAddr::from(([0, 0, 0, 0], port))
             }
         };
-        let zone = match flags.time_zone.clone().or_else(|| var("TZ")) {
-            Some(name) => Zone::named(name.trim_start_matches(':'))?,
-            None => Zone::utc(),
+        let mut warnings = Vec::new();
+        // A flag is what the user asked for here: wrong is an error. `TZ` is
+        // the machine's, read by every program: a value we cannot read must
+        // not stop a backup, so it is UTC with a warning.
+        let zone = match (flags.time_zone.clone(), var("TZ")) {
+            (Some(name), _) => Zone::named(name.trim_start_matches(':'))?,
+            (None, Some(tz)) => match Zone::from_tz(&resolve_localtime(&tz)) {
+                Ok(zone) => zone,
+                Err(e) => {
+                    warnings.push(format!("{e}: TZ is ignored and times are in UTC"));
+                    Zone::utc()
+                }
+            },
+            (None, None) => Zone::utc(),
         };
         let bearer_token = var("FRAMERR_BACKUP_TOKEN").map(|t| Arc::new(Zeroizing::new(t)));
         Ok(Settings {
@@ -154,6 +167,7 @@ impl Settings {
             bearer_token,
             upload_limit: flags.upload_limit.unwrap_or(DEFAULT_UPLOAD_LIMIT),
             lock_wait: DEFAULT_LOCK_WAIT,
+            warnings,
             full: flags.full || var("FRAMERR_BACKUP_FULL").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
             metrics_token: var("FRAMERR_BACKUP_METRICS_TOKEN").map(|t| Arc::new(Zeroizing::new(t))),
             notify: if flags.notify.is_empty() {
@@ -163,6 +177,19 @@ impl Settings {
             },
         })
     }
+}
+
+/// `TZ=:/etc/localtime` (or any path that is a link into a zoneinfo
+/// folder) names the zone its link points to.
+fn resolve_localtime(tz: &str) -> String {
+    let path = tz.trim().trim_start_matches(':');
+    if path.starts_with('/')
+        && !path.contains("zoneinfo/")
+        && let Ok(target) = std::fs::read_link(path)
+    {
+        return target.display().to_string();
+    }
+    tz.to_owned()
 }
 
 /// Splits a comma-separated list of URLs; a comma inside a URL (as in
@@ -194,6 +221,20 @@ mod tests {
     fn resolve(flags: &Flags, vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         Settings::resolve_with(flags, |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn tz_from_the_environment_never_stops_a_command() {
+        let posix = resolve(&Flags::default(), &[("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")]).unwrap();
+        assert_eq!(posix.zone.name(), "CET-1CEST,M3.5.0,M10.5.0/3");
+        assert!(posix.warnings.is_empty());
+        let path = resolve(&Flags::default(), &[("TZ", "/usr/share/zoneinfo/Asia/Tokyo")]).unwrap();
+        assert_eq!(path.zone.name(), "Asia/Tokyo");
+        let odd = resolve(&Flags::default(), &[("TZ", "Nowhere/Special")]).unwrap();
+        assert_eq!(odd.zone.name(), "UTC");
+        assert!(odd.warnings[0].contains("Nowhere/Special"), "{:?}", odd.warnings);
+        let flag = Flags { time_zone: Some("Nowhere/Special".into()), ..Flags::default() };
+        assert!(resolve(&flag, &[]).is_err(), "a flag is meant: wrong is an error");
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! `framerr-backup`: parse, run one command, say what happened.
 
+/// `println!` for results: a closed standard output (`list | head`) ends
+/// the command quietly, as for any Unix tool, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod commands;
 mod output;

@@ -81,6 +81,21 @@ pub(crate) fn human_size(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// Writes one line of results to standard output. When the reader has
+/// gone (a closed pipe), the command ends as a Unix tool killed by SIGPIPE
+/// would, with status 141, and nothing is printed about it.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -56,9 +56,21 @@ impl Unsealer for EnvelopeUnsealer {
                 let server = self.server_key.as_ref().ok_or(OpenError::PasswordRequired)?;
                 let mbk =
                     keywrap::unwrap(&row.mbk_server, &server.as_kek()).map_err(|_| OpenError::PasswordRequired)?;
-                // Another master key sealed it (encryption was turned off
-                // and on since); the tag still guards against tampering.
-                keywrap::unwrap(&header.wrapped_dek, &mbk).map_err(|_| OpenError::EarlierKey)?
+                // What a restore will need is the password: the header's
+                // password side must be the current password's, or the
+                // backup opens here and nowhere else.
+                let same_password = header.salt == row.kek_salt
+                    && header.wrapped_mbk == row.mbk_password
+                    && header.iterations == row.kdf_iterations;
+                match keywrap::unwrap(&header.wrapped_dek, &mbk) {
+                    Ok(dek) if same_password => dek,
+                    Ok(_) => return Err(OpenError::PasswordSideDiffers),
+                    // Same master key, yet the data key does not open.
+                    Err(_) if same_password => return Err(open_error(EnvelopeError::CorruptHeader)),
+                    // Another master key sealed it (encryption was turned
+                    // off and on since).
+                    Err(_) => return Err(OpenError::EarlierKey),
+                }
             }
         };
         let (iv, tag) = (header.iv().map_err(open_error)?, header.tag().map_err(open_error)?);

@@ -89,6 +89,9 @@ pub enum DeleteError {
     SafetyNeedsForce(BackupName),
     #[error("{0} is pinned; unpin it first, or delete it deliberately (force)")]
     PinnedNeedsForce(BackupName),
+    /// A pins document cannot be read, so the backup may be pinned.
+    #[error("{0}; it may pin this backup: delete it deliberately (force) if you must")]
+    PinsUnreadable(String),
     #[error("backup {0} not found")]
     NotFound(BackupName),
     /// Pins are being changed by another process.

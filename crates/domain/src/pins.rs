@@ -24,10 +24,16 @@ struct Document {
     pinned: BTreeSet<String>,
 }
 
+/// A pins document beyond this is not ours.
+pub const MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// The names pinned in `store`. A document that cannot be read is an error,
-/// never "nothing pinned": retention must not run on a guess.
+/// never "nothing pinned": retention and delete must not run on a guess.
 pub async fn read(store: &dyn BackupStore) -> Result<BTreeSet<BackupName>, StoreError> {
     let Some(bytes) = store.read_meta(KEY).await? else { return Ok(BTreeSet::new()) };
+    if bytes.len() > MAX_BYTES {
+        return Err(StoreError::Other(format!("the pins in {} are unreadable: larger than 4 MiB", store.describe())));
+    }
     let doc: Document = serde_json::from_slice(&bytes)
         .map_err(|e| StoreError::Other(format!("the pins in {} are unreadable: {e}", store.describe())))?;
     // A name that is not a backup name cannot protect anything; skip it.
@@ -136,7 +142,15 @@ impl crate::create::Creator {
         use crate::listing::DeleteError;
         let _pins = self.pins_lock.acquire(self.lock_wait).await.map_err(|e| DeleteError::Busy(e.to_string()))?;
         let stores = self.stores();
-        let pinned = pinned_anywhere(&stores).await.contains(name);
+        // Pins that cannot be read may pin this backup: only force deletes.
+        let mut pinned = false;
+        for store in &stores {
+            match read(store.as_ref()).await {
+                Ok(names) => pinned |= names.contains(name),
+                Err(e) if !force => return Err(DeleteError::PinsUnreadable(e.to_string())),
+                Err(_) => pinned = true,
+            }
+        }
         if pinned && !force {
             return Err(DeleteError::PinnedNeedsForce(name.clone()));
         }

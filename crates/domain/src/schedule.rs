@@ -227,7 +227,7 @@ impl Schedule {
             return None;
         }
         let now_ts = to_jiff(now)?;
-        let mut date = now_ts.to_zoned_datetime(zone.0.clone()).date().yesterday().ok()?;
+        let mut date = now_ts.to_zoned_datetime(zone.tz.clone()).date().yesterday().ok()?;
         // Nine local days always include the next matching weekday after now.
         for _ in 0..9 {
             let weekday_ok =
@@ -236,7 +236,7 @@ impl Schedule {
                 let local = date.at(self.hour as i8, 0, 0, 0);
                 // `compatible`: a time in a gap moves forward by the gap, a
                 // time in a fold takes the earlier of its two instants.
-                let at = zone.0.to_ambiguous_timestamp(local).compatible().ok()?;
+                let at = zone.tz.to_ambiguous_timestamp(local).compatible().ok()?;
                 if at > now_ts {
                     return from_jiff(at);
                 }
@@ -292,7 +292,11 @@ impl TryFrom<Map<String, Value>> for Schedule {
 
 /// An IANA time zone from the bundled database.
 #[derive(Clone, PartialEq)]
-pub struct Zone(jiff::tz::TimeZone);
+pub struct Zone {
+    tz: jiff::tz::TimeZone,
+    /// The rule as given, for a POSIX TZ string (it has no IANA name).
+    posix: Option<String>,
+}
 
 /// A calendar day in some zone. Weeks are ISO weeks: they start on Monday
 /// and belong to the year that holds their Thursday.
@@ -312,27 +316,45 @@ pub struct UnknownZone(pub String);
 
 impl Zone {
     pub fn utc() -> Self {
-        Zone(jiff::tz::TimeZone::UTC)
+        Zone { tz: jiff::tz::TimeZone::UTC, posix: None }
     }
 
     pub fn named(name: &str) -> Result<Self, UnknownZone> {
-        jiff::tz::db().get(name).map(Zone).map_err(|_| UnknownZone(name.to_owned()))
+        jiff::tz::db().get(name).map(|tz| Zone { tz, posix: None }).map_err(|_| UnknownZone(name.to_owned()))
+    }
+
+    /// A zone from the `TZ` environment variable as C libraries read it: an
+    /// IANA name (with or without a leading `:`), a path into a zoneinfo
+    /// folder (`/usr/share/zoneinfo/Europe/Berlin`), or a POSIX rule such as
+    /// `CET-1CEST,M3.5.0,M10.5.0/3`. `/etc/localtime` itself is a file, not
+    /// a name: the caller resolves its link first.
+    pub fn from_tz(value: &str) -> Result<Self, UnknownZone> {
+        let value = value.trim().trim_start_matches(':');
+        if let Some((_, name)) = value.rsplit_once("zoneinfo/") {
+            return Zone::named(name);
+        }
+        if let Ok(zone) = Zone::named(value) {
+            return Ok(zone);
+        }
+        jiff::tz::TimeZone::posix(value)
+            .map(|tz| Zone { tz, posix: Some(value.to_owned()) })
+            .map_err(|_| UnknownZone(value.to_owned()))
     }
 
     pub fn name(&self) -> &str {
-        self.0.iana_name().unwrap_or("UTC")
+        self.posix.as_deref().or(self.tz.iana_name()).unwrap_or("UTC")
     }
 
     /// The wall-clock hour and minute of `at` in this zone, and the weekday
     /// (0 = Sunday).
     pub fn local_hour_minute_weekday(&self, at: OffsetDateTime) -> Option<(u8, u8, u8)> {
-        let zoned = to_jiff(at)?.to_zoned_datetime(self.0.clone());
+        let zoned = to_jiff(at)?.to_zoned_datetime(self.tz.clone());
         Some((zoned.hour() as u8, zoned.minute() as u8, zoned.weekday().to_sunday_zero_offset() as u8))
     }
 
     /// The local calendar day of `at` in this zone, with its ISO week.
     pub fn local_day(&self, at: OffsetDateTime) -> Option<LocalDay> {
-        let date = to_jiff(at)?.to_zoned_datetime(self.0.clone()).date();
+        let date = to_jiff(at)?.to_zoned_datetime(self.tz.clone()).date();
         let week = date.iso_week_date();
         Some(LocalDay {
             year: date.year(),
@@ -346,8 +368,8 @@ impl Zone {
     /// Whether the local time `hour:00` exists on the local date of `at`.
     pub fn hour_exists_on_day_of(&self, at: OffsetDateTime, hour: u8) -> bool {
         let Some(ts) = to_jiff(at) else { return false };
-        let local = ts.to_zoned_datetime(self.0.clone()).date().at(hour as i8, 0, 0, 0);
-        !matches!(self.0.to_ambiguous_timestamp(local).offset(), jiff::tz::AmbiguousOffset::Gap { .. })
+        let local = ts.to_zoned_datetime(self.tz.clone()).date().at(hour as i8, 0, 0, 0);
+        !matches!(self.tz.to_ambiguous_timestamp(local).offset(), jiff::tz::AmbiguousOffset::Gap { .. })
     }
 }
 
@@ -447,6 +469,19 @@ mod tests {
             let err = base.apply(&json!({"enabled": true, "keepWeekly": bad})).unwrap_err();
             assert_eq!(err.0, [FieldError { field: "keepWeekly", message: KEEP_WEEKLY_RULE }]);
         }
+    }
+
+    #[test]
+    fn tz_values_as_c_libraries_read_them() {
+        let now = datetime!(2026-07-01 12:00 UTC);
+        let berlin_run = daily(3).next_run(now, &berlin());
+        for tz in [":Europe/Berlin", "/usr/share/zoneinfo/Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3"] {
+            let zone = Zone::from_tz(tz).unwrap();
+            assert_eq!(daily(3).next_run(now, &zone), berlin_run, "{tz}");
+        }
+        assert_eq!(Zone::from_tz("/usr/share/zoneinfo/Europe/Berlin").unwrap().name(), "Europe/Berlin");
+        assert_eq!(Zone::from_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap().name(), "CET-1CEST,M3.5.0,M10.5.0/3");
+        assert!(Zone::from_tz("Mars/Olympus_Mons").is_err());
     }
 
     #[test]

@@ -122,6 +122,14 @@ fn outcome_of(result: &Result<VerifyReport, RestoreError>) -> Outcome {
     }
 }
 
+/// The newest backup by its stamp, not counting one stamped in the future
+/// (a clock was wrong): it would hide the real newest from every check.
+fn newest(names: Vec<BackupName>, now: OffsetDateTime) -> Option<BackupName> {
+    let horizon = now + crate::retention::FUTURE_TOLERANCE;
+    let dated = names.iter().filter(|n| n.created_at().is_some_and(|t| t <= horizon)).max().cloned();
+    dated.or_else(|| names.into_iter().max())
+}
+
 impl Verifier {
     /// The keys to try on encrypted backups: the instance's own (no slow
     /// derivation, opens what it sealed), then `password` (older ones).
@@ -139,14 +147,22 @@ impl Verifier {
         keys: &[BackupKey],
     ) -> Result<VerifyReport, RestoreError> {
         let source = || Source::At(store.clone(), name.clone());
-        let Some((last, first)) = keys.split_last() else { return self.restorer.verify_with(source(), None).await };
-        for key in first {
+        if keys.is_empty() {
+            return self.restorer.verify_with(source(), None).await;
+        }
+        // The first key that opens it decides. A header the instance's key
+        // opens but the current password would not is a failure unless
+        // the password given opens it.
+        let mut differs = None;
+        let mut last = None;
+        for key in keys {
             match self.restorer.verify_with(source(), Some(key)).await {
-                Err(e) if key_problem(&e) => continue,
+                Err(e @ RestoreError::Open(OpenError::PasswordSideDiffers)) => differs = Some(e),
+                Err(e) if key_problem(&e) => last = Some(e),
                 done => return done,
             }
         }
-        self.restorer.verify_with(source(), Some(last)).await
+        Err(differs.or(last).unwrap_or(RestoreError::Open(OpenError::PasswordRequired)))
     }
 
     /// Verifies the newest backup of every destination and records each
@@ -160,7 +176,7 @@ impl Verifier {
             let destination = store.describe();
             let (filename, outcome, error) = match store.list().await {
                 Err(e) => (None, Outcome::Failed, Some(format!("cannot list: {e}"))),
-                Ok(list) => match list.into_iter().map(|b| b.name).max() {
+                Ok(list) => match newest(list.into_iter().map(|b| b.name).collect(), started) {
                     None => (None, Outcome::Empty, None),
                     Some(name) => {
                         let result = self.check(&store, &name, &keys).await;
@@ -238,5 +254,28 @@ impl Verifier {
             }
         }
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_newest_is_not_one_stamped_in_the_future() {
+        let names: Vec<BackupName> = [
+            "framerr-manual-2026-11-26T03-00-00.zip",
+            "framerr-manual-2027-06-01T00-00-00.zip",
+            "framerr-manual-imported.zip",
+        ]
+        .iter()
+        .map(|n| BackupName::parse(n).unwrap())
+        .collect();
+        let now = datetime!(2026-11-27 12:00 UTC);
+        assert_eq!(newest(names.clone(), now).unwrap().to_string(), "framerr-manual-2026-11-26T03-00-00.zip");
+        let future_only = vec![names[1].clone()];
+        assert_eq!(newest(future_only, now).unwrap(), names[1]);
+        assert_eq!(newest(Vec::new(), now), None);
     }
 }

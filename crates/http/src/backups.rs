@@ -109,6 +109,7 @@ pub(crate) async fn remove(
         Err(DeleteError::PinnedNeedsForce(_)) => {
             Err(ApiError::new(StatusCode::FORBIDDEN, "Pinned backups cannot be deleted without force=true"))
         }
+        Err(e @ DeleteError::PinsUnreadable(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
         Err(DeleteError::Busy(_)) => Err(ApiError::new(StatusCode::CONFLICT, "Pins are being changed; try again")),
         Err(DeleteError::NotFound(_)) => Err(ApiError::not_found("Backup not found")),
         Err(DeleteError::Store(e)) => Err(e.into()),

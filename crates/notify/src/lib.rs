@@ -43,53 +43,71 @@ impl Default for Tuning {
     }
 }
 
-/// Sends notices to its targets from a background task.
+/// One target's own queue: a target that hangs or fails delays only its
+/// own notices, never another target's.
+struct Lane {
+    target: Target,
+    queue: mpsc::Sender<Notice>,
+    /// Free places in the queue; all free when everything was sent.
+    free: Arc<tokio::sync::Semaphore>,
+}
+
+/// Sends notices to its targets, each from a background task of its own.
 #[derive(Clone)]
 pub struct HttpNotifier {
-    targets: Arc<Vec<Target>>,
-    queue: mpsc::Sender<Notice>,
+    lanes: Arc<Vec<Lane>>,
     undelivered: Arc<Mutex<VecDeque<Undelivered>>>,
-    pending: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for HttpNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpNotifier").field("targets", &self.targets).finish_non_exhaustive()
+        let targets: Vec<&Target> = self.lanes.iter().map(|l| &l.target).collect();
+        f.debug_struct("HttpNotifier").field("targets", &targets).finish_non_exhaustive()
     }
 }
 
 impl HttpNotifier {
-    /// Parses every target and starts the sender; must run inside a Tokio
+    /// Parses every target and starts the senders; must run inside a Tokio
     /// runtime. A URL that cannot be used is an error now, not a silent
     /// loss later.
     pub fn start(urls: &[String], tuning: Tuning) -> Result<HttpNotifier, BadTarget> {
         let targets: Vec<Target> = urls.iter().map(|u| Target::parse(u)).collect::<Result<_, _>>()?;
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let notifier = HttpNotifier {
-            targets: Arc::new(targets),
-            queue,
-            undelivered: Arc::default(),
-            pending: Arc::new(tokio::sync::Semaphore::new(QUEUE)),
-        };
         let client = reqwest::Client::builder()
             .timeout(tuning.timeout)
             .connect_timeout(tuning.timeout)
+            // A redirect would carry the URL's secrets to another place
+            // (reqwest sends the old URL as the Referer): not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .user_agent(concat!("framerr-backup/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        tokio::spawn(send_all(rx, notifier.clone(), client, tuning));
+        let undelivered: Arc<Mutex<VecDeque<Undelivered>>> = Arc::default();
+        let mut lanes = Vec::new();
+        let mut receivers = Vec::new();
+        for target in targets {
+            let (queue, rx) = mpsc::channel(QUEUE);
+            lanes.push(Lane { target, queue, free: Arc::new(tokio::sync::Semaphore::new(QUEUE)) });
+            receivers.push(rx);
+        }
+        let notifier = HttpNotifier { lanes: Arc::new(lanes), undelivered };
+        for (i, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(send_all(rx, notifier.clone(), i, client.clone(), tuning.clone()));
+        }
         Ok(notifier)
     }
 
     /// Waits up to `max` for queued notices to be sent (a command line
-    /// that is about to exit).
-    pub async fn drain(&self, max: Duration) {
+    /// that is about to exit); returns how many were still waiting.
+    pub async fn drain(&self, max: Duration) -> usize {
+        let waiting = || self.lanes.iter().map(|l| QUEUE - l.free.available_permits()).sum::<usize>();
         let _ = tokio::time::timeout(max, async {
-            while self.pending.available_permits() < QUEUE {
+            while waiting() > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
+        waiting()
     }
 
     fn remember(&self, target: &Target, event: Event, error: String) {
@@ -109,18 +127,15 @@ impl HttpNotifier {
 
 impl Notifier for HttpNotifier {
     fn notify(&self, notice: Notice) {
-        if !self.targets.iter().any(|t| t.wants(notice.event)) {
-            return;
-        }
-        let Ok(permit) = self.pending.clone().try_acquire_owned() else {
-            for target in self.targets.iter().filter(|t| t.wants(notice.event)) {
-                self.remember(target, notice.event, "the notification queue is full".into());
+        for lane in self.lanes.iter().filter(|l| l.target.wants(notice.event)) {
+            let Ok(permit) = lane.free.clone().try_acquire_owned() else {
+                self.remember(&lane.target, notice.event, "the notification queue is full".into());
+                continue;
+            };
+            permit.forget();
+            if lane.queue.try_send(notice.clone()).is_err() {
+                lane.free.add_permits(1);
             }
-            return;
-        };
-        permit.forget();
-        if self.queue.try_send(notice).is_err() {
-            self.pending.add_permits(1);
         }
     }
 
@@ -129,37 +144,44 @@ impl Notifier for HttpNotifier {
     }
 
     fn targets(&self) -> Vec<String> {
-        self.targets.iter().map(|t| t.redacted.clone()).collect()
+        self.lanes.iter().map(|l| l.target.redacted.clone()).collect()
     }
 }
 
-async fn send_all(mut rx: mpsc::Receiver<Notice>, notifier: HttpNotifier, client: reqwest::Client, tuning: Tuning) {
+async fn send_all(
+    mut rx: mpsc::Receiver<Notice>,
+    notifier: HttpNotifier,
+    lane: usize,
+    client: reqwest::Client,
+    tuning: Tuning,
+) {
+    let Some(target) = notifier.lanes.get(lane).map(|l| l.target.clone()) else { return };
     while let Some(notice) = rx.recv().await {
-        for target in notifier.targets.iter().filter(|t| t.wants(notice.event)) {
-            let mut last = String::new();
-            let mut delivered = false;
-            for attempt in 0..=tuning.backoff.len() {
-                if attempt > 0 {
-                    tokio::time::sleep(tuning.backoff[attempt - 1]).await;
+        let mut last = String::new();
+        let mut delivered = false;
+        for attempt in 0..=tuning.backoff.len() {
+            if attempt > 0 {
+                tokio::time::sleep(tuning.backoff[attempt - 1]).await;
+            }
+            match send(&client, &target, &notice).await {
+                Ok(()) => {
+                    delivered = true;
+                    break;
                 }
-                match send(&client, target, &notice).await {
-                    Ok(()) => {
-                        delivered = true;
+                Err(Failure { message, retry }) => {
+                    last = message;
+                    if !retry {
                         break;
                     }
-                    Err(Failure { message, retry }) => {
-                        last = message;
-                        if !retry {
-                            break;
-                        }
-                    }
                 }
             }
-            if !delivered {
-                notifier.remember(target, notice.event, last);
-            }
         }
-        notifier.pending.add_permits(1);
+        if !delivered {
+            notifier.remember(&target, notice.event, last);
+        }
+        if let Some(l) = notifier.lanes.get(lane) {
+            l.free.add_permits(1);
+        }
     }
 }
 
@@ -204,7 +226,8 @@ async fn send(client: &reqwest::Client, target: &Target, notice: &Notice) -> Res
         Ok(resp) => {
             let status = resp.status();
             // A client error will not get better by trying again (a wrong
-            // topic or token); a server error or a rate limit may.
+            // topic or token), nor will a redirect (not followed); a server
+            // error or a rate limit may.
             let retry = status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408;
             Err(Failure { message: format!("{} answered {status}", target.redacted), retry })
         }

@@ -46,7 +46,13 @@ pub struct BadTarget {
 /// `scheme://host[:port]/…`: the path, query and user info of these URLs
 /// are secrets (a healthchecks UUID, an ntfy topic, a webhook token).
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let Some((scheme, rest)) = url
+        .split_once("://")
+        .filter(|(s, _)| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    else {
+        // Not a URL at all: nothing of it is safe to show.
+        return "(not a URL)".to_owned();
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let tail = if rest.len() > authority.len() { "/…" } else { "" };
@@ -129,6 +135,12 @@ impl Target {
             url.push('?');
             url.push_str(&kept.join("&"));
         }
+        // What reqwest will be given must be a URL it can send to: checked
+        // now, not found broken at the first failure.
+        match reqwest::Url::parse(&url) {
+            Ok(parsed) if parsed.host_str().is_some_and(|h| !h.is_empty()) => {}
+            _ => return Err(bad("it is not a valid URL (host or port)")),
+        }
         Ok(Target { kind, url, auth, on, redacted })
     }
 
@@ -191,6 +203,8 @@ mod tests {
             ("https://hc-ping.com/", "no check"),
             ("ntfy://ntfy.sh/topic?on=sometimes", "on="),
             ("not a url with-secret", "expected a URL"),
+            ("http://[::1?on=success", "not a valid URL"),
+            ("ntfy+http://127.0.0.1:99999/topic", "not a valid URL"),
         ] {
             let err = Target::parse(url).unwrap_err().to_string();
             assert!(err.contains(why), "{url}: {err}");
@@ -204,5 +218,7 @@ mod tests {
         assert_eq!(redact("https://user:pw@hc-ping.com/uuid?x=1"), "https://hc-ping.com/…");
         assert_eq!(redact("ntfy://ntfy.sh/topic"), "ntfy://ntfy.sh/…");
         assert_eq!(redact("https://example.com"), "https://example.com");
+        assert_eq!(redact("://SECRET-topic"), "(not a URL)");
+        assert_eq!(redact("SECRET-topic"), "(not a URL)");
     }
 }

@@ -108,3 +108,29 @@ fn bad_urls_are_refused_at_start() {
     let err = rt.block_on(async { HttpNotifier::start(&["gopher://x/secret".into()], Tuning::default()) }).unwrap_err();
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_target_delays_no_other_and_redirects_are_not_followed() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging = format!("ntfy+http://{}/topic", hole.local_addr().unwrap());
+    let good = Stub::start(&[]);
+    let moved = Stub::start(&[302]);
+    let slow = Tuning { timeout: Duration::from_secs(30), backoff: vec![] };
+    let n = HttpNotifier::start(
+        &[hanging, format!("{}/ok", good.base), format!("{}/moved?token=secret-in-query", moved.base)],
+        slow,
+    )
+    .unwrap();
+    n.notify(failed());
+    n.notify(failed());
+    // The good target gets both while the first still waits on its first.
+    let got = tokio::task::spawn_blocking(move || good.wait_for(2, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let moved_got = tokio::task::spawn_blocking(move || moved.wait_for(2, Duration::from_secs(2))).await.unwrap();
+    assert_eq!(moved_got.len(), 2, "one request per notice: a 302 is neither followed nor retried");
+    assert!(moved_got.iter().all(|r| r.header("referer").is_none()));
+    let undelivered = n.undelivered();
+    assert!(undelivered.iter().any(|u| u.error.contains("302")), "{undelivered:?}");
+    assert!(!format!("{undelivered:?}").contains("secret-in-query"));
+    drop(hole);
+}

@@ -206,6 +206,9 @@ async fn open_copy(path: &Path) -> Result<SqliteConnection, DbError> {
         .disable_statement_logging()
         .filename(path)
         .create_if_missing(false)
+        // Emptying a table must not cascade into rows a backup keeps (a
+        // table of the user's with ON DELETE CASCADE to sessions).
+        .foreign_keys(false)
         .journal_mode(SNAPSHOT_JOURNAL);
     SqliteConnection::connect_with(&options).await.map_err(|e| map_err(path, e))
 }

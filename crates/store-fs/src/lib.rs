@@ -115,9 +115,18 @@ impl BackupStore for FsStore {
 
     async fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.dir.join(backup_domain::ports::document_name(key)?);
+        // A link (dangling or not) or a folder in a document's place was
+        // put there by someone else: an error, never "no document".
+        match tokio::fs::symlink_metadata(&path).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(map_io(&path, e)),
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(StoreError::Other(format!("{} is not a regular file", path.display())));
+            }
+            Ok(_) => {}
+        }
         match tokio::fs::read(&path).await {
             Ok(data) => Ok(Some(data)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(map_io(&path, e)),
         }
     }

@@ -22,9 +22,9 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
         Some(path) => {
             let size = engine.create_to_file(kind, path, args.plain).await?;
             if args.json {
-                println!("{}", serde_json::json!({ "path": path, "size": size }));
+                say!("{}", serde_json::json!({ "path": path, "size": size }));
             } else {
-                println!("Created {} ({})", path.display(), human_size(size));
+                say!("Created {} ({})", path.display(), human_size(size));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -53,11 +53,11 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
                     "deleted": created.retention.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "destinations": replicas,
                 });
-                println!("{json}");
+                say!("{json}");
             } else {
-                println!("Created {} ({})", path.display(), human_size(created.stored.size));
+                say!("Created {} ({})", path.display(), human_size(created.stored.size));
                 for name in &created.retention.deleted {
-                    println!("Deleted {name} (retention)");
+                    say!("Deleted {name} (retention)");
                 }
             }
             if !created.retention.future.is_empty() {
@@ -77,7 +77,7 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
             let mut copies_failed = false;
             for replica in &created.replicas {
                 match &replica.error {
-                    None if !args.json => println!("Copied to {}", replica.destination),
+                    None if !args.json => say!("Copied to {}", replica.destination),
                     None => {}
                     Some(e) => {
                         copies_failed = true;
@@ -89,7 +89,7 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
                 }
                 for name in &replica.retention.deleted {
                     if !args.json {
-                        println!("Deleted {name} from {} (retention)", replica.destination);
+                        say!("Deleted {name} from {} (retention)", replica.destination);
                     }
                 }
             }

@@ -12,7 +12,7 @@ pub(crate) async fn run(engine: &Engine, args: DeleteArgs) -> CliResult {
     match engine.creator.delete(&name, args.force).await {
         Ok(places) => {
             for place in places {
-                println!("Deleted {name} from {place}");
+                say!("Deleted {name} from {place}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -22,6 +22,7 @@ pub(crate) async fn run(engine: &Engine, args: DeleteArgs) -> CliResult {
         Err(DeleteError::PinnedNeedsForce(_)) => {
             Err(format!("{name} is pinned; unpin it first (framerr-backup unpin {name}), or add --force").into())
         }
+        Err(e @ DeleteError::PinsUnreadable(_)) => Err(format!("{e} (--force)").into()),
         Err(e) => Err(e.into()),
     }
 }

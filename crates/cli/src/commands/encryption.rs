@@ -11,29 +11,29 @@ pub(crate) async fn run(engine: &Engine, command: EncryptionCommand) -> CliResul
     match command {
         EncryptionCommand::Status => {
             let on = encryption.is_enabled().await?;
-            println!("Backup encryption is {}.", if on { "enabled" } else { "disabled" });
+            say!("Backup encryption is {}.", if on { "enabled" } else { "disabled" });
         }
         EncryptionCommand::Enable(args) => {
             let password = password::read(args.password_stdin, "New backup password: ", true)?;
             encryption.enable(&password).await?;
-            println!(
+            say!(
                 "Backup encryption enabled. New backups are encrypted; keep the password safe: it is needed to restore them."
             );
         }
         EncryptionCommand::Disable(args) => {
             let password = password::read(args.password_stdin, "Current backup password: ", false)?;
             encryption.disable(&password).await?;
-            println!("Backup encryption disabled. Existing encrypted backups stay encrypted.");
+            say!("Backup encryption disabled. Existing encrypted backups stay encrypted.");
         }
         EncryptionCommand::ResetPassword(args) => {
             let password = password::read(args.password_stdin, "New backup password: ", true)?;
             let failures = encryption.reset_password(&password, &engine.stores()).await?;
             if failures.is_empty() {
-                println!("Backup password reset. Every stored encrypted backup now opens with the new password.");
+                say!("Backup password reset. Every stored encrypted backup now opens with the new password.");
             } else {
-                println!("Backup password reset, but these backups could not be rewritten:");
+                say!("Backup password reset, but these backups could not be rewritten:");
                 for f in &failures {
-                    println!("  {}: {}", f.filename, f.error);
+                    say!("  {}: {}", f.filename, f.error);
                 }
                 return Ok(ExitCode::FAILURE);
             }

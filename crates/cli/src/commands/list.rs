@@ -14,11 +14,11 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
     }
     let code = if listing.unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) };
     if args.json {
-        println!("{}", serde_json::to_string(&listing)?);
+        say!("{}", serde_json::to_string(&listing)?);
         return Ok(code);
     }
     if listing.backups.is_empty() {
-        println!("No backups in {}", engine.settings.backups.display());
+        say!("No backups in {}", engine.settings.backups.display());
         return Ok(code);
     }
     let width = listing.backups.iter().map(|b| b.name.to_string().len()).max().unwrap_or(4).max(4);
@@ -33,7 +33,7 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
         "PINNED",
         if several { "  WHERE" } else { "" }
     );
-    println!("{}", header.trim_end());
+    say!("{}", header.trim_end());
     for b in &listing.backups {
         let created = b
             .created_at
@@ -48,7 +48,7 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
             human_size(b.size),
             created
         );
-        println!("{}", line.trim_end());
+        say!("{}", line.trim_end());
     }
     Ok(code)
 }

@@ -23,11 +23,17 @@ use crate::output::ProgressReporter;
 
 pub(crate) type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
+/// How long a command waits, at its end, for its notices to be sent.
+const NOTICE_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Exit code of a command stopped by Ctrl-C or SIGTERM.
 const INTERRUPTED: u8 = 130;
 
 pub(crate) async fn run(args: Args) -> CliResult {
     let settings = Settings::resolve(&args.flags())?;
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
     if let Command::Serve(_) = args.command {
         // The server handles its signals itself: it drains requests first.
         return serve::run(settings).await;
@@ -67,9 +73,20 @@ pub(crate) async fn run(args: Args) -> CliResult {
     // swapping files in completes that step first.
     let command = async {
         let result = command.await;
-        // Queued notices go out before the process exits.
+        // Queued notices go out before the process exits; what could not
+        // is said, so a cron job's owner learns their alerts do not arrive.
         if let Some(notifications) = &engine.notifications {
-            notifications.drain(std::time::Duration::from_secs(30)).await;
+            let waiting = notifications.drain(NOTICE_DRAIN).await;
+            use backup_domain::notify::Notifier;
+            for u in notifications.undelivered() {
+                eprintln!("warning: the {:?} notice to {} was not delivered: {}", u.event, u.target, u.error);
+            }
+            if waiting > 0 {
+                eprintln!(
+                    "warning: {waiting} notice(s) were still being sent after {} s and were dropped",
+                    NOTICE_DRAIN.as_secs()
+                );
+            }
         }
         result
     };

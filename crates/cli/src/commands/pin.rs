@@ -10,7 +10,7 @@ pub(crate) async fn run(engine: &Engine, args: PinArgs, on: bool) -> CliResult {
     let name = BackupName::parse(&args.name).map_err(|e| format!("{:?}: {e}", args.name))?;
     let outcome = engine.creator.pin(&name, on).await?;
     let done = if on { "Pinned" } else { "Unpinned" };
-    println!("{done} {name} in {}", outcome.saved.join(", "));
+    say!("{done} {name} in {}", outcome.saved.join(", "));
     for (place, error) in &outcome.failed {
         eprintln!("warning: {place}: {error}");
     }

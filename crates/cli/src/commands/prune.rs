@@ -25,31 +25,31 @@ pub(crate) async fn run(engine: &Engine, args: PruneArgs) -> CliResult {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "destinations": destinations }))?);
+        say!("{}", serde_json::to_string_pretty(&json!({ "destinations": destinations }))?);
         return Ok(code);
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
     for (place, o) in &done {
         match (&o.error, o.policy) {
             (Some(e), _) => {
-                println!("{place}: retention did not run: {e}");
+                say!("{place}: retention did not run: {e}");
                 continue;
             }
             (None, None) => {
-                println!("{place}: no retention policy (no schedule saved), everything is kept");
+                say!("{place}: no retention policy (no schedule saved), everything is kept");
                 continue;
             }
-            (None, Some(policy)) => println!("{place}: keep {policy} (zone {})", engine.settings.zone.name()),
+            (None, Some(policy)) => say!("{place}: keep {policy} (zone {})", engine.settings.zone.name()),
         }
         for name in &o.deleted {
-            println!("  {verb:12}  {name}");
+            say!("  {verb:12}  {name}");
         }
         for (name, e) in &o.failed {
-            println!("  {:12}  {name}: {e}", "FAILED");
+            say!("  {:12}  {name}: {e}", "FAILED");
         }
         for kept in &o.kept {
             let why: Vec<String> = kept.reasons.iter().map(ToString::to_string).collect();
-            println!("  {:12}  {}  ({})", "keep", kept.name, why.join(", "));
+            say!("  {:12}  {}  ({})", "keep", kept.name, why.join(", "));
         }
     }
     Ok(code)

@@ -50,45 +50,45 @@ pub(crate) async fn run(engine: &Engine, args: RestoreArgs) -> CliResult {
     let summary = engine.restorer.restore(request).await?;
 
     let post = &summary.post;
-    println!("Restored {} (made {}).", args.backup, backup_domain::timefmt::to_iso_millis(summary.manifest.created_at));
+    say!("Restored {} (made {}).", args.backup, backup_domain::timefmt::to_iso_millis(summary.manifest.created_at));
     match &summary.safety {
-        SafetyBackup::Made(name) => println!("  safety backup: {name} (restore it to undo)"),
-        SafetyBackup::None => println!("  safety backup: none (there was no database before)"),
+        SafetyBackup::Made(name) => say!("  safety backup: {name} (restore it to undo)"),
+        SafetyBackup::None => say!("  safety backup: none (there was no database before)"),
         SafetyBackup::Raw { name, why } => {
-            println!("  safety backup: {name}");
-            println!(
+            say!("  safety backup: {name}");
+            say!(
                 "  note: the database that was replaced could not be read ({why}); the safety backup keeps its files exactly as they were"
             );
         }
     }
-    println!(
+    say!(
         "  tables purged: {}",
         if post.tables_purged.is_empty() { "none".into() } else { post.tables_purged.join(", ") }
     );
-    println!("  integration configs encrypted with this instance's key: {}", post.configs_encrypted);
-    println!("  asset files restored: {}", summary.assets_restored);
+    say!("  integration configs encrypted with this instance's key: {}", post.configs_encrypted);
+    say!("  asset files restored: {}", summary.assets_restored);
     if post.fts_rebuilt {
-        println!("  search index rebuilt");
+        say!("  search index rebuilt");
     }
     if post.configs_unreadable > 0 {
-        println!(
+        say!(
             "  note: {} integration config(s) are encrypted with another instance's key; enter their credentials again",
             post.configs_unreadable
         );
     }
     if post.sso_secret_unreadable {
-        println!(
+        say!(
             "  note: the SSO client secret was encrypted with the old instance's key; enter it again in the SSO settings"
         );
     }
     if post.key_store == KeyStoreOutcome::Rewrapped {
-        println!("  backup encryption: kept, its key rewrapped with this instance's key");
+        say!("  backup encryption: kept, its key rewrapped with this instance's key");
     }
     if post.key_store == KeyStoreOutcome::TurnedOff {
-        println!(
+        say!(
             "  note: backup encryption was turned off: its key does not open with this instance's key; enable it again to encrypt new backups"
         );
     }
-    println!("  Everyone signs in again: sessions were cleared.");
+    say!("  Everyone signs in again: sessions were cleared.");
     Ok(ExitCode::SUCCESS)
 }

@@ -21,20 +21,20 @@ pub(crate) async fn run(engine: &Engine, command: ScheduleCommand) -> CliResult 
                     format!("weekly on {} at {:02}:00", DAYS[usize::from(schedule.day_of_week) % 7], schedule.hour)
                 }
             };
-            println!(
+            say!(
                 "Schedule: {} ({when}, {}), keeping the newest {}.",
                 if schedule.enabled { "on" } else { "off" },
                 scheduled.zone.name(),
                 schedule.max_backups
             );
             if let Some(next) = schedule.next_run(now, &scheduled.zone) {
-                println!("Next backup: {}", to_iso_millis(next));
+                say!("Next backup: {}", to_iso_millis(next));
             }
             if let Some(last) = schedule.last_backup {
-                println!("Last scheduled backup: {}", to_iso_millis(last));
+                say!("Last scheduled backup: {}", to_iso_millis(last));
             }
             if scheduled.framerr_scheduler_enabled().await {
-                println!(
+                say!(
                     "warning: Framerr's own backup schedule is on too: two schedulers would both back up and prune. Turn it off with `framerr-backup schedule disable-framerr`."
                 );
                 return Ok(ExitCode::from(3));
@@ -42,11 +42,9 @@ pub(crate) async fn run(engine: &Engine, command: ScheduleCommand) -> CliResult 
         }
         ScheduleCommand::DisableFramerr => {
             if scheduled.disable_framerr_scheduler().await? {
-                println!(
-                    "Framerr's own backup schedule is off from Framerr's next start; this server runs the schedule."
-                );
+                say!("Framerr's own backup schedule is off from Framerr's next start; this server runs the schedule.");
             } else {
-                println!("Framerr's own backup schedule was not on.");
+                say!("Framerr's own backup schedule was not on.");
             }
         }
     }

@@ -28,25 +28,25 @@ pub(crate) async fn run(engine: &Engine, args: VerifyArgs) -> CliResult {
             }),
             Err(e) => serde_json::json!({ "backup": backup, "ok": false, "error": e }),
         };
-        println!("{json}");
+        say!("{json}");
     } else {
         match &report {
             Ok(r) => {
-                println!("{backup}: OK");
+                say!("{backup}: OK");
                 if r.manifest.entries.is_some() {
-                    println!("  checksums: {} SHA-256 verified, and every CRC-32", r.checksums_verified);
+                    say!("  checksums: {} SHA-256 verified, and every CRC-32", r.checksums_verified);
                 } else {
-                    println!("  checksums: none in the manifest (made by Framerr); CRC-32 of every entry verified");
+                    say!("  checksums: none in the manifest (made by Framerr); CRC-32 of every entry verified");
                 }
                 if r.format == BackupFormat::Encrypted {
-                    println!("  encryption: the password opens it and its authentication tag verifies");
+                    say!("  encryption: the password opens it and its authentication tag verifies");
                 }
                 match r.live_version {
-                    Some(live) => println!(
+                    Some(live) => say!(
                         "  database: integrity ok, user_version {} (this instance runs {live}): restore would accept it",
                         r.user_version
                     ),
-                    None => println!("  database: integrity ok, user_version {}", r.user_version),
+                    None => say!("  database: integrity ok, user_version {}", r.user_version),
                 }
             }
             Err(e) => eprintln!("{backup}: FAILED: {e}"),
@@ -68,9 +68,9 @@ async fn all(engine: &Engine, args: &VerifyArgs) -> CliResult {
             }
             let name = c.name.as_ref().map_or_else(|| "(cannot list)".to_owned(), ToString::to_string);
             match (&c.result, c.outcome) {
-                (Ok(_), _) => println!("OK       {name}  {}", c.destination),
-                (Err(e), Outcome::Skipped) => println!("SKIPPED  {name}  {}: {e}", c.destination),
-                (Err(e), _) => println!("FAILED   {name}  {}: {e}", c.destination),
+                (Ok(_), _) => say!("OK       {name}  {}", c.destination),
+                (Err(e), Outcome::Skipped) => say!("SKIPPED  {name}  {}: {e}", c.destination),
+                (Err(e), _) => say!("FAILED   {name}  {}: {e}", c.destination),
             }
         })
         .await;
@@ -88,9 +88,9 @@ async fn all(engine: &Engine, args: &VerifyArgs) -> CliResult {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({"checked": list, "passed": passed, "failed": failed, "skipped": skipped}));
+        say!("{}", serde_json::json!({"checked": list, "passed": passed, "failed": failed, "skipped": skipped}));
     } else {
-        println!("{passed} passed, {failed} failed, {skipped} not checked");
+        say!("{passed} passed, {failed} failed, {skipped} not checked");
     }
     Ok(ExitCode::from(if failed > 0 {
         1

@@ -34,6 +34,13 @@ pub enum OpenError {
     /// off and on since): the server's key cannot open it, its password can.
     #[error("this backup was encrypted under an earlier backup encryption key: its password is needed")]
     EarlierKey,
+    /// The instance's key opens it, but its password side (salt,
+    /// iterations, wrapped key) is not the current password's: only the
+    /// password in use when it was made could open it, or it was damaged.
+    #[error(
+        "its password header does not match the current backup password: it would open only with the password in use when it was made, or the header is damaged"
+    )]
+    PasswordSideDiffers,
     /// The FRMRBKUP container is malformed: Framerr's message.
     #[error("{0}")]
     Envelope(String),
