@@ -64,6 +64,33 @@ pub struct RetentionOutcome {
     pub error: Option<String>,
 }
 
+/// Retention in one destination, by `prune`. Serializes as an item of
+/// `GET /api/backup/retention` (and `prune --json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub destination: String,
+    pub outcome: RetentionOutcome,
+}
+
+impl serde::Serialize for Pruned {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let o = &self.outcome;
+        let names = |list: &[BackupName]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let failed: Vec<serde_json::Value> =
+            o.failed.iter().map(|(n, e)| serde_json::json!({ "filename": n.to_string(), "error": e })).collect();
+        let mut out = s.serialize_struct("Pruned", 7)?;
+        out.serialize_field("destination", &self.destination)?;
+        out.serialize_field("policy", &o.policy)?;
+        out.serialize_field("delete", &names(&o.deleted))?;
+        out.serialize_field("kept", &o.kept)?;
+        out.serialize_field("futureStamped", &names(&o.future))?;
+        out.serialize_field("failed", &failed)?;
+        out.serialize_field("error", &o.error)?;
+        out.end()
+    }
+}
+
 /// What happened at one extra destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -379,11 +406,12 @@ impl Creator {
     /// Retention in every store now, as after a backup (`dry_run`: only
     /// what it would delete, and why each kept backup stays). The real run
     /// holds the instance like a backup.
-    pub async fn prune(&self, dry_run: bool) -> Result<Vec<(String, RetentionOutcome)>, CreateError> {
+    pub async fn prune(&self, dry_run: bool) -> Result<Vec<Pruned>, CreateError> {
         let _hold = if dry_run { None } else { Some(self.hold().await?) };
         let mut done = Vec::new();
         for store in self.stores() {
-            done.push((store.describe(), self.retention_in(store.as_ref(), None, dry_run).await));
+            let outcome = self.retention_in(store.as_ref(), None, dry_run).await;
+            done.push(Pruned { destination: store.describe(), outcome });
         }
         Ok(done)
     }
@@ -669,9 +697,9 @@ mod tests {
             // November's newest is the new one; October's and the pinned September stay.
             assert_eq!(names(&nas).await, [old[0], old[1], new.as_str()]);
             let dry = creator.prune(true).await.unwrap();
-            assert!(dry.iter().all(|(_, o)| o.deleted.is_empty()), "{dry:?}");
-            assert_eq!(dry[1].1.policy, Some(KeepPolicy { monthly: 3, ..KeepPolicy::default() }));
-            let why: Vec<String> = dry[1].1.kept.iter().map(|k| k.reasons[0].to_string()).collect();
+            assert!(dry.iter().all(|p| p.outcome.deleted.is_empty()), "{dry:?}");
+            assert_eq!(dry[1].outcome.policy, Some(KeepPolicy { monthly: 3, ..KeepPolicy::default() }));
+            let why: Vec<String> = dry[1].outcome.kept.iter().map(|k| k.reasons[0].to_string()).collect();
             assert_eq!(why, ["monthly 2026-11", "monthly 2026-10", "pinned"]);
             // A pinned backup goes only when forced, and its pin with it.
             let pinned = BackupName::parse(old[0]).unwrap();

@@ -30,27 +30,20 @@ function place(location) {
   return text;
 }
 
-function lock() {
+/** A 16x16 icon drawn by one SVG path; decorative (the text says it). */
+function icon(d) {
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('viewBox', '0 0 16 16');
   svg.setAttribute('aria-hidden', 'true');
   svg.setAttribute('class', 'icon');
   const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
-  path.setAttribute('d', 'M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z');
+  path.setAttribute('d', d);
   svg.append(path);
   return svg;
 }
 
-function pinIcon() {
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('viewBox', '0 0 16 16');
-  svg.setAttribute('aria-hidden', 'true');
-  svg.setAttribute('class', 'icon');
-  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path');
-  path.setAttribute('d', 'M5 1h6v1.5l-1 .5v4l2.5 2.5V11H9v4l-1 1-1-1v-4H3.5V9.5L6 7V3l-1-.5z');
-  svg.append(path);
-  return svg;
-}
+const lock = () => icon('M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z');
+const pinIcon = () => icon('M5 1h6v1.5l-1 .5v4l2.5 2.5V11H9v4l-1 1-1-1v-4H3.5V9.5L6 7V3l-1-.5z');
 
 function row(b) {
   const name = b.filename;

@@ -146,19 +146,7 @@ async fn set_pin(State(state): State<AppState>, Path(filename): Path<String>, on
 /// kept backup is kept (`prune --dry-run`).
 pub(crate) async fn retention(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let done = state.backups.creator.prune(true).await.map_err(|e| ApiError::internal("Planning retention", e))?;
-    let destinations: Vec<Value> = done
-        .iter()
-        .map(|(place, o)| {
-            json!({
-                "destination": place,
-                "policy": o.policy,
-                "delete": o.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "kept": o.kept,
-                "error": o.error,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "timeZone": state.backups.zone.name(), "destinations": destinations })))
+    Ok(Json(json!({ "timeZone": state.backups.zone.name(), "destinations": done })))
 }
 
 pub(crate) async fn status(State(state): State<AppState>) -> Json<Value> {

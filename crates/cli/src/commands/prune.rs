@@ -8,28 +8,15 @@ use crate::args::PruneArgs;
 
 pub(crate) async fn run(engine: &Engine, args: PruneArgs) -> CliResult {
     let done = engine.creator.prune(args.dry_run).await?;
-    let failed = done.iter().any(|(_, o)| o.error.is_some() || !o.failed.is_empty());
+    let failed = done.iter().any(|p| p.outcome.error.is_some() || !p.outcome.failed.is_empty());
     let code = if failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
     if args.json {
-        let destinations: Vec<_> = done
-            .iter()
-            .map(|(place, o)| {
-                json!({
-                    "destination": place,
-                    "policy": o.policy,
-                    "dryRun": args.dry_run,
-                    "delete": o.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "kept": o.kept,
-                    "failed": o.failed.iter().map(|(n, e)| json!({"filename": n.to_string(), "error": e})).collect::<Vec<_>>(),
-                    "error": o.error,
-                })
-            })
-            .collect();
-        say!("{}", serde_json::to_string_pretty(&json!({ "destinations": destinations }))?);
+        say!("{}", serde_json::to_string_pretty(&json!({ "dryRun": args.dry_run, "destinations": done }))?);
         return Ok(code);
     }
     let verb = if args.dry_run { "would delete" } else { "deleted" };
-    for (place, o) in &done {
+    for pruned in &done {
+        let (place, o) = (&pruned.destination, &pruned.outcome);
         match (&o.error, o.policy) {
             (Some(e), _) => {
                 say!("{place}: retention did not run: {e}");
