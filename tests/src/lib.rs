@@ -3,9 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The instance key of the fixtures (../shared/fixtures README).
@@ -161,6 +162,58 @@ impl Instance {
             .unwrap_or_default();
         names.sort();
         names
+    }
+}
+
+/// A running `framerr-backup serve`, killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, as the server announced it.
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `command` (a `serve` command listening on 127.0.0.1:0) and
+    /// waits for the line that says where it listens. Its standard error is
+    /// kept (see [`Server::log`]) and drained, so the server never blocks on
+    /// a full pipe.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let base = loop {
+            let line = lines.next().expect("server exited before listening").unwrap();
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
+                break addr.to_owned();
+            }
+        };
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Server { child, base, log }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        self.base.strip_prefix("http://").unwrap_or(&self.base)
+    }
+
+    /// Everything the server wrote to standard error so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -5,43 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python_ok, repo_root};
+use backup_e2e::{FIXTURE_PASSWORD, Instance, Server, fixtures, python_ok, repo_root};
 use serde_json::Value;
 
 const ADMIN_PASSWORD: &str = "browser admin password";
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(inst: &Instance) -> Server {
-    let mut child = inst
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
-            break addr.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    Server::spawn(inst.command(&["serve", "--listen", "127.0.0.1:0"]))
 }
 
 /// The fixture instance with an admin whose password we know, and

@@ -4,29 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use backup_e2e::{FIXTURE_PASSWORD, Instance, fixtures, python_ok};
+use backup_e2e::{FIXTURE_PASSWORD, Instance, Server, fixtures, python_ok};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "headless-token-for-tests";
-
-/// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn serve(inst: &Instance, extra: &[&str]) -> Server {
     serve_with(inst, extra, &[])
@@ -36,20 +22,8 @@ fn serve_with(inst: &Instance, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut command = inst.command(&args);
-    command.envs(env.iter().copied());
-    let mut child =
-        command.env("FRAMERR_BACKUP_TOKEN", TOKEN).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
-            break addr.to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+    command.envs(env.iter().copied()).env("FRAMERR_BACKUP_TOKEN", TOKEN);
+    Server::spawn(command)
 }
 
 /// Adds live sessions: admin, non-admin, and an expired admin one.
@@ -623,17 +597,8 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
             None => cmd.env_remove(k),
         };
     }
-    cmd.current_dir(inst.dir.path()).env("FRAMERR_BACKUP_TOKEN", TOKEN).stderr(Stdio::piped()).stdout(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
-            break addr.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let server = Server { child, base };
+    cmd.current_dir(inst.dir.path()).env("FRAMERR_BACKUP_TOKEN", TOKEN);
+    let server = Server::spawn(cmd);
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let slow = std::process::Command::new("python3")
         .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24"])

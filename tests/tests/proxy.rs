@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use backup_e2e::{Instance, repo_root};
+use backup_e2e::{Instance, Server, repo_root};
 
 struct Kill(Child);
 
@@ -53,21 +52,8 @@ fn the_nginx_configuration_sends_each_route_to_the_right_side() {
     let nginx = nginx.expect("nginx is not installed: run `cargo xtask tools` (it installs Debian's nginx)");
     let inst = Instance::from_fixture();
     // Ours.
-    let mut ours = inst
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(ours.stderr.take().unwrap()).lines();
-    let ours_addr = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(addr) = line.strip_prefix("framerr-backup listening on http://") {
-            break addr.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let _ours = Kill(ours);
+    let ours = Server::spawn(inst.command(&["serve", "--listen", "127.0.0.1:0"]));
+    let ours_addr = ours.addr();
     // The stand-in for Framerr.
     let framerr_port = free_port();
     let _framerr = Kill(Command::new("python3").args(["-c", STAND_IN, &framerr_port.to_string()]).spawn().unwrap());

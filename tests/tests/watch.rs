@@ -6,59 +6,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use backup_e2e::{Instance, Stub, python_ok};
+use backup_e2e::{Instance, Server, Stub, python_ok};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "watch-api-token";
 const SCRAPER: &str = "watch-scraper-token";
 const SECRET: &str = "webhook-secret-7f3a";
 
-struct Server {
-    child: Child,
-    base: String,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(inst: &Instance, args: &[&str]) -> Server {
     let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
-    let mut child = inst
-        .command(&all)
-        .env("FRAMERR_BACKUP_TOKEN", TOKEN)
-        .env("FRAMERR_BACKUP_METRICS_TOKEN", SCRAPER)
-        .env("FRAMERR_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let base = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        log.lock().unwrap().push_str(&line);
-        if let Some(addr) = line.strip_prefix("framerr-backup listening on ") {
-            break addr.to_owned();
-        }
-    };
-    let keep = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            keep.lock().unwrap().push_str(&line);
-            keep.lock().unwrap().push('\n');
-        }
-    });
-    Server { child, base, log }
+    let mut command = inst.command(&all);
+    command.env("FRAMERR_BACKUP_TOKEN", TOKEN).env("FRAMERR_BACKUP_METRICS_TOKEN", SCRAPER).env("FRAMERR_LOG", "info");
+    Server::spawn(command)
 }
 
 fn get(server: &Server, path: &str, token: &str) -> (u16, String) {
@@ -195,7 +157,7 @@ fn a_scheduled_backup_is_verified_everywhere_and_failures_are_told() {
     assert_eq!(get(&server, "/api/backup/list", SCRAPER).0, 401);
 
     // The secret of the notification URLs is nowhere to be seen.
-    let shown = format!("{health}{text}{}", server.log.lock().unwrap());
+    let shown = format!("{health}{text}{}", server.log());
     assert!(!shown.contains(SECRET), "a notification secret leaked");
     assert!(health["notifications"]["targets"].to_string().contains("/…"), "{health}");
 }
@@ -247,7 +209,7 @@ fn a_failing_scheduled_backup_and_a_dead_destination_are_told_and_counted() {
         sample(&metrics, "framerr_backup_copy_failures", &[("destination", "file:///dev/null/backups")]),
         Some(1.0)
     );
-    assert!(!server.log.lock().unwrap().contains(SECRET));
+    assert!(!server.log().contains(SECRET));
 }
 
 #[test]
