@@ -5,24 +5,14 @@
 
 use std::io::{self, Cursor};
 
-use backup_domain::restore::{DeclaredEntry, RestoreLimits, check_entries};
+use backup_domain::restore::{RestoreLimits, check_entries};
 
 use crate::read::{ReadLimits, ZipReader};
 
 pub fn read_untrusted_zip(data: &[u8]) {
     let limits = ReadLimits { max_entries: 1000, max_central_directory: 1 << 20 };
     let Ok(mut zip) = ZipReader::open(Cursor::new(data), limits) else { return };
-    let declared: Vec<DeclaredEntry> = zip
-        .entries()
-        .iter()
-        .map(|e| DeclaredEntry {
-            name: e.name.clone(),
-            size: e.size,
-            compressed_size: e.compressed_size,
-            is_symlink: e.is_symlink,
-            is_dir: e.is_dir,
-        })
-        .collect();
+    let declared = crate::open::declared(zip.entries());
     // Restore's own limits decide what is read at all: here, at most 16 MiB.
     let limits = RestoreLimits { max_entry: 16 << 20, max_total: 16 << 20, ..RestoreLimits::default() };
     if check_entries(&declared, data.len() as u64, limits).is_err() {

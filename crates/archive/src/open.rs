@@ -15,7 +15,7 @@ use backup_domain::restore::{
     Unsealer,
 };
 
-use crate::read::{ReadLimits, ZipError, ZipReader};
+use crate::read::{EntryInfo, ReadLimits, ZipError, ZipReader};
 
 const BUFFER: usize = 256 * 1024;
 
@@ -78,8 +78,13 @@ fn open_blocking(
             return Err(OpenError::Zip(e.to_string()));
         }
     };
-    let declared = zip
-        .entries()
+    let declared = declared(zip.entries());
+    Ok(OpenedBackup { format, entries: Box::new(ZipEntries { zip, declared, size }), authenticity })
+}
+
+/// What the central directory declares, in the terms restore's policy checks.
+pub(crate) fn declared(entries: &[EntryInfo]) -> Vec<DeclaredEntry> {
+    entries
         .iter()
         .map(|e| DeclaredEntry {
             name: e.name.clone(),
@@ -88,8 +93,7 @@ fn open_blocking(
             is_symlink: e.is_symlink,
             is_dir: e.is_dir,
         })
-        .collect();
-    Ok(OpenedBackup { format, entries: Box::new(ZipEntries { zip, declared, size }), authenticity })
+        .collect()
 }
 
 #[async_trait]
