@@ -211,6 +211,37 @@ fn a_planted_journal_is_never_acted_on_and_planted_links_are_never_followed() {
 }
 
 #[test]
+fn a_well_formed_planted_journal_never_removes_or_replaces_a_live_file() {
+    let old_database = ".framerr-old-00ab-1-framerr.db";
+    let cases = [
+        // The form an earlier version wrote: roles only, nothing on disk to
+        // match (this deleted the database and every asset folder).
+        r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"database","existed":false},{"role":"custom-icons","existed":false},{"role":"profile-pictures","existed":false},{"role":"favicon","existed":false}]}"#,
+        // Today's form, naming files that are not the ones there.
+        r#"{"version":3,"id":"00ab-1","state":"committing","items":[{"role":"database","was":null,"new":[1,2]},{"role":"custom-icons","was":null,"new":[1,3]}]}"#,
+        // A planted "old copy" that rolling back would rename over the database.
+        r#"{"version":3,"id":"00ab-1","state":"committing","items":[{"role":"database","was":[1,2],"new":[1,3]}]}"#,
+        r#"{"version":3,"id":"00ab-1","state":"committed","items":[{"role":"database","was":[1,2],"new":[1,3]}]}"#,
+    ];
+    for journal in cases {
+        let inst = Instance::from_fixture();
+        let before = tree(&inst.data());
+        std::fs::write(inst.data().join(old_database), b"planted").unwrap();
+        std::fs::write(inst.data().join(".framerr-restore-journal.json"), journal).unwrap();
+        // `list` reads on (it says what is wrong); what would change the
+        // instance stops.
+        let _ = inst.run(&["list"]);
+        for args in [&["create"][..], &["restore", fixture_zip().to_str().unwrap(), "--yes"]] {
+            let err = inst.fails(args);
+            assert!(err.contains("journal") && err.contains("delete it"), "{journal}\n{args:?}: {err}");
+        }
+        std::fs::remove_file(inst.data().join(old_database)).unwrap();
+        std::fs::remove_file(inst.data().join(".framerr-restore-journal.json")).unwrap();
+        assert_eq!(tree(&inst.data()), before, "{journal}");
+    }
+}
+
+#[test]
 fn a_broken_live_database_does_not_block_the_restore_that_repairs_it() {
     let good = std::fs::read(fixtures().join("instance-plain/framerr.db")).unwrap();
     let mut corrupt_page = good.clone();

@@ -5,8 +5,11 @@
 //!
 //! Nothing in the data folder is trusted: the journal names no path. It
 //! holds the restore's id and the roles of what it replaces; every path is
-//! derived from the instance's layout and that id, so a planted journal can
-//! only move our own staged and old copies of the instance's own files.
+//! derived from the instance's layout and that id. It also names, by
+//! device and inode, the files it moves, and recovery acts only when the
+//! files on disk are those: a planted journal, or one copied here with a
+//! data folder, matches nothing and is refused, so it can neither remove a
+//! live file nor rename anything over one.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +22,8 @@ use backup_fsutil::{TempPath, open_regular, remove_any, sync_parent};
 
 use crate::Layout;
 
-const VERSION: u32 = 2;
+/// 2 named roles only; 3 adds the identities recovery checks.
+const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,12 +67,32 @@ impl Role {
     }
 }
 
+/// A file or folder as the file system knows it (device, inode): renames
+/// and hard links keep it, a copy or a new file does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileId(u64, u64);
+
+impl FileId {
+    pub(crate) fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).ok().map(|m| FileId(m.dev(), m.ino()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Item {
     pub(crate) role: Role,
-    /// Whether the live path existed before (and was moved aside).
-    pub(crate) existed: bool,
+    /// The live file or folder moved aside, when there was one.
+    pub(crate) was: Option<FileId>,
+    /// The staged copy moved in, for roles with new content.
+    pub(crate) new: Option<FileId>,
+}
+
+impl Item {
+    pub(crate) fn existed(&self) -> bool {
+        self.was.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,11 +143,19 @@ pub(crate) enum JournalError {
         "the restore journal {0} is not one this version writes (planted, or left by an older version); if no restore was interrupted, delete it"
     )]
     Invalid(String),
+    #[error(
+        "the restore journal {0} does not match the files it names (planted, or copied here from another folder); nothing was changed; if no restore was interrupted here, delete it"
+    )]
+    Foreign(String),
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
 }
 
 impl Journal {
+    pub(crate) fn new(id: String, items: Vec<Item>) -> Journal {
+        Journal { version: VERSION, id, state: State::Committing, items }
+    }
+
     pub(crate) fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
         let invalid = || JournalError::Invalid(path.display().to_string());
         let file = match open_regular(path) {
@@ -200,7 +232,7 @@ pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], crash_at: &dyn Fn(&str) -
     for (i, item) in items.iter().enumerate() {
         let target = paths.target(item.role);
         let staged = paths.staged(item.role);
-        if item.existed && exists(&target) {
+        if item.existed() && exists(&target) {
             // The database is replaced in place: its old copy is a second
             // link and the new one is renamed over it, so another process
             // opening the path finds one whole database or the other, never
@@ -224,11 +256,26 @@ pub(crate) fn apply(paths: &Paths<'_>, items: &[Item], crash_at: &dyn Fn(&str) -
     Ok(())
 }
 
+/// Whether the files on disk are the ones the journal moved, at whatever
+/// point [`apply`] stopped: an old copy is the live file that was moved
+/// aside; a live path is that file (not moved yet, or linked) or the
+/// staged copy moved in. SQLite's side files are exempt from the second
+/// rule: a reader of the new database may have made its own.
+pub(crate) fn matches(paths: &Paths<'_>, items: &[Item]) -> bool {
+    items.iter().all(|item| {
+        let old = FileId::of(&paths.old(item.role));
+        let target = FileId::of(&paths.target(item.role));
+        let old_ok = old.is_none() || old == item.was;
+        let target_ok = item.new.is_none() || target.is_none() || target == item.new || target == item.was;
+        old_ok && target_ok
+    })
+}
+
 /// Puts every item back as it was before [`apply`] started.
 pub(crate) fn roll_back(paths: &Paths<'_>, items: &[Item]) -> io::Result<()> {
     for item in items.iter().rev() {
         let (target, old, staged) = (paths.target(item.role), paths.old(item.role), paths.staged(item.role));
-        if item.existed {
+        if item.existed() {
             if exists(&old) {
                 // A file is renamed over what is there (never missing); a
                 // folder cannot be, so what was moved in goes first.
@@ -242,7 +289,7 @@ pub(crate) fn roll_back(paths: &Paths<'_>, items: &[Item]) -> io::Result<()> {
                     remove_any(&old)?;
                 }
             }
-        } else if staged.as_ref().is_some_and(|s| !exists(s)) {
+        } else if staged.as_ref().is_some_and(|s| !exists(s)) && FileId::of(&target) == item.new {
             // The new content was moved in where nothing was before.
             remove_any(&target)?;
         }
@@ -274,10 +321,14 @@ mod tests {
     fn planted_or_foreign_journals_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.json");
-        let good = r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"database","existed":true}]}"#;
+        let good =
+            r#"{"version":3,"id":"00ab-1","state":"committing","items":[{"role":"database","was":[1,2],"new":null}]}"#;
         for bad in [
-            // The old format named paths: never acted on.
+            // The first format named paths: never acted on.
             r#"{"state":"committing","items":[],"cleanup":["/some/dir"]}"#,
+            // The second named no identities to check.
+            r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"database","existed":true}]}"#,
+            r#"{"version":3,"id":"00ab-1","state":"committing","items":[{"role":"database","existed":true}]}"#,
             r#"{"version":2,"id":"../../etc","state":"committing","items":[]}"#,
             r#"{"version":2,"id":"00ab-1","state":"committing","items":[],"cleanup":["/x"]}"#,
             r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"/etc","existed":true}]}"#,

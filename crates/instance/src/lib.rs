@@ -37,7 +37,7 @@ use backup_domain::{AssetFolder, AssetPaths, Manifest, ManifestError};
 use backup_fsutil::temp::{JOURNAL_PREFIX, OWNER_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
 use backup_fsutil::{FileLock, failpoint, is_full, parent, remove_any, remove_stale_temporaries, sync_dir};
 
-use journal::{Item, Journal, JournalError, Paths, Role, State};
+use journal::{FileId, Item, Journal, JournalError, Paths, Role, State};
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
 const LOCK: &str = ".framerr-backup.lock";
@@ -396,10 +396,14 @@ fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), S
     let crashed = || StageError::Io { path: "commit".into(), detail: "crashed".into(), full: false };
     let layout = &staged.layout;
     let paths = Paths { layout, id: &staged.id };
-    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let item = |role| Item {
+        role,
+        was: FileId::of(&paths.target(role)),
+        new: paths.staged(role).and_then(|s| FileId::of(&s)),
+    };
     let mut items = Vec::new();
     for role in [Role::Wal, Role::Shm, Role::Database] {
-        items.push(Item { role, existed: exists(&paths.target(role)) });
+        items.push(item(role));
     }
     // A folder the backup has no files for is left as it is.
     for folder in &staged.folders {
@@ -407,10 +411,10 @@ fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), S
         let target = paths.target(role);
         let dir = parent(&target);
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        items.push(Item { role, existed: exists(&target) });
+        items.push(item(role));
     }
     let path = layout.journal();
-    let mut journal = Journal { version: 2, id: staged.id.clone(), state: State::Committing, items };
+    let mut journal = Journal::new(staged.id.clone(), items);
     journal.write(&path).map_err(|e| io_error(&path, e))?;
     if crash_at("restore:journal-written") {
         return Err(crashed());
@@ -529,6 +533,9 @@ fn recover(layout: &Layout, swap: &SwapGate) -> Result<Option<Recovered>, Journa
             let _swapping = swap.blocking_write();
             let paths = Paths { layout, id: &j.id };
             let io = |source| JournalError::Io { path: path.display().to_string(), source };
+            if !journal::matches(&paths, &j.items) {
+                return Err(JournalError::Foreign(path.display().to_string()));
+            }
             if j.state == State::Committing {
                 tracing::warn!("an interrupted restore is being rolled back; the instance is as it was before it");
                 journal::roll_back(&paths, &j.items).map_err(io)?;
