@@ -157,3 +157,36 @@ fn restore_from_the_s3_copy_onto_a_fresh_data_folder() {
     assert!(backup_keys(&moto).is_empty());
     assert!(!source.backups().join(name).exists());
 }
+
+#[test]
+fn a_destination_written_wrong_is_refused_plainly_and_one_that_never_answers_does_not_stop_the_server() {
+    let inst = Instance::from_fixture();
+    // Each of these made object_store panic at first use (exit 101, and a
+    // server that never started); the last smuggled credentials past the
+    // check in %-escapes and printed them.
+    for url in [
+        "s3://bucket/p?endpoint=nas.local:9000&allow_http=true",
+        "s3://bucket/p?endpoint=foo",
+        "s3://bucket/p?endpoint=http://[::1&allow_http=true",
+        "s3://bucket/p?endpoint=http%3A%2F%2FAKIAKEY%3ASUPERSECRET%40127.0.0.1%3A9&allow_http=true",
+    ] {
+        let out = run(&inst, &["--destination", url, "list"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+        assert!(stderr.contains("endpoint") && !stderr.contains("panicked"), "{url}: {stderr}");
+        assert!(!stderr.contains("SUPERSECRET"), "{url}: {stderr}");
+    }
+    // A port that accepts connections (the kernel's backlog) and never answers.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("s3://bucket/p?endpoint=http://{}&allow_http=true", blackhole.local_addr().unwrap());
+    let started = Instant::now();
+    let mut cmd = inst.command(&["serve", "--listen", "127.0.0.1:0", "--destination", &url]);
+    with_s3(&mut cmd).env("FRAMERR_BACKUP_TOKEN", "t");
+    let server = backup_e2e::Server::spawn(cmd);
+    assert!(started.elapsed() < Duration::from_secs(10), "listening only after {:?}", started.elapsed());
+    let status = python_ok(
+        "import sys,urllib.request\nr=urllib.request.Request(sys.argv[1]+'/api/backup/status',headers={'Authorization':'Bearer t'})\nprint(urllib.request.urlopen(r,timeout=10).read().decode())",
+        &[std::path::Path::new(&server.base)],
+    );
+    assert!(status.contains("inProgress"), "{status}");
+}

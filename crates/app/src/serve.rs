@@ -44,11 +44,16 @@ pub async fn serve(
     let (progress, events) = BroadcastProgress::channel();
     let engine = Engine::build(settings, Arc::new(progress))?;
     engine.tidy().await;
-    for store in engine.stores() {
-        if let Err(e) = store.prepare().await {
-            tracing::warn!(destination = %store.describe(), error = %e, "cannot prepare a destination");
+    // Tidying destinations waits for them; the server must not: one that
+    // never answers would keep it from ever listening.
+    let stores = engine.stores();
+    tokio::spawn(async move {
+        for store in stores {
+            if let Err(e) = store.prepare().await {
+                tracing::warn!(destination = %store.describe(), error = %e, "cannot prepare a destination");
+            }
         }
-    }
+    });
     if engine.scheduled.framerr_scheduler_enabled().await {
         tracing::warn!(
             "Framerr's own backup schedule is enabled too: two schedulers would both back up and prune; run `framerr-backup schedule disable-framerr` (effective at Framerr's next start)"

@@ -15,6 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -22,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use futures_io::AsyncWrite;
 use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::path::Path as Key;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
 use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
@@ -86,29 +87,49 @@ impl S3Config {
             virtual_hosted: false,
             credentials: None,
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "endpoint" => config.endpoint = Some(v.to_owned()),
-                "region" => config.region = v.to_owned(),
+        // Values are %-decoded, as in any URL query; the checks below see
+        // what object_store would.
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "endpoint" => config.endpoint = Some(v.into_owned()),
+                "region" => config.region = v.into_owned(),
                 "allow_http" => config.allow_http = v == "true",
                 "addressing" => config.virtual_hosted = v == "virtual",
                 other => return Err(ConfigError(format!("unknown option {other:?}"))),
             }
         }
-        // Credentials in the endpoint would reach logs and listings.
+        // object_store panics on what is not a valid host or URI: check here.
+        let name_like = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b".-_".contains(&c));
+        if !name_like(&config.bucket) {
+            return Err(ConfigError("a bucket name is letters, digits, '.', '-' and '_'".into()));
+        }
+        if !name_like(&config.region) {
+            return Err(ConfigError("a region is letters, digits, '.', '-' and '_' (us-east-1)".into()));
+        }
         if let Some(endpoint) = &config.endpoint {
-            let authority = endpoint.split_once("://").map_or(endpoint.as_str(), |(_, rest)| rest);
-            let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
-            if authority.contains('@') {
+            // Never repeated in the error: it may carry what it must not.
+            let parsed = url::Url::parse(endpoint).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            let Some(parsed) = parsed else {
+                return Err(ConfigError(
+                    "the endpoint must be an http:// or https:// URL with a host (endpoint=http://nas.local:9000)"
+                        .into(),
+                ));
+            };
+            // Credentials in the endpoint would reach logs and listings.
+            if !parsed.username().is_empty() || parsed.password().is_some() {
                 return Err(ConfigError(
                     "credentials do not belong in the endpoint URL: use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
                         .into(),
                 ));
             }
-        }
-        if config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) && !config.allow_http {
-            return Err(ConfigError("a plain http:// endpoint needs allow_http=true".into()));
+            if parsed.scheme() == "http" && !config.allow_http {
+                return Err(ConfigError("a plain http:// endpoint needs allow_http=true".into()));
+            }
         }
         Ok(config)
     }
@@ -122,6 +143,9 @@ impl S3Config {
         out
     }
 }
+
+/// How long one request to the store may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -143,6 +167,15 @@ fn map_err(what: &str, e: object_store::Error) -> StoreError {
 impl S3Store {
     pub fn new(config: S3Config) -> Result<Self, ConfigError> {
         let mut builder = AmazonS3Builder::from_env()
+            // A destination that accepts connections and never answers must
+            // fail a backup's copy in minutes, not hold it for ever: 30 s
+            // per request (object_store's default, said here on purpose),
+            // and retries for at most a minute, not ten over three. (First:
+            // the client options also carry `allow_http`.)
+            .with_client_options(
+                ClientOptions::default().with_timeout(REQUEST_TIMEOUT).with_connect_timeout(Duration::from_secs(5)),
+            )
+            .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(60), ..Default::default() })
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
             .with_allow_http(config.allow_http)
@@ -412,13 +445,32 @@ mod tests {
         assert!(c.allow_http && !c.virtual_hosted);
         assert_eq!(c.describe(), "s3://bucket/some/prefix (endpoint http://127.0.0.1:9000)");
         assert!(S3Config::from_url("s3://b?addressing=virtual").unwrap().virtual_hosted);
-        for bad in ["http://x", "s3://", "s3://key:secret@bucket/x", "s3://b?endpoint=http://h", "s3://b?colour=red"] {
+        for bad in [
+            "http://x",
+            "s3://",
+            "s3://key:secret@bucket/x",
+            "s3://b?endpoint=http://h",
+            "s3://b?colour=red",
+            // Each of these made object_store panic when first used.
+            "s3://b?endpoint=nas.local:9000&allow_http=true",
+            "s3://b?endpoint=foo",
+            "s3://b?endpoint=http://[::1&allow_http=true",
+            "s3://b?endpoint=http://h:99999&allow_http=true",
+            "s3://b?endpoint=ftp://h",
+            "s3://b?endpoint=https://h/?x=1",
+            "s3://b?region=eu west",
+            "s3://b c/x",
+            "s3://b%2Fc/x",
+        ] {
             assert!(S3Config::from_url(bad).is_err(), "{bad}");
         }
+        let c = S3Config::from_url("s3://b?endpoint=http%3A%2F%2F127.0.0.1%3A9000&allow_http=true").unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         // Credentials in an endpoint are refused, and never repeated.
         for bad in [
             "s3://b?endpoint=http://KEY:SECRET@127.0.0.1:9000&allow_http=true",
             "s3://b?endpoint=https://KEY@minio.lan",
+            "s3://b?endpoint=http%3A%2F%2FKEY%3ASECRET%40127.0.0.1%3A9&allow_http=true",
         ] {
             let err = S3Config::from_url(bad).unwrap_err().to_string();
             assert!(err.contains("credentials") && !err.contains("KEY:SECRET") && !err.contains("KEY@"), "{err}");

@@ -93,7 +93,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
     tokio::select! {
         result = command => result,
         signal = interrupted() => {
-            eprintln!("{signal}: stopped; nothing was changed and nothing partial was left");
+            eprintln!("{signal}: stopped; what was under way was undone and nothing partial was left (a backup already complete stays)");
             Ok(ExitCode::from(INTERRUPTED))
         }
     }
