@@ -168,6 +168,29 @@ impl Failures {
     }
 }
 
+/// A sign-in attempt's place among its address's failures, given back
+/// when it is dropped without having failed.
+struct Attempt<'a> {
+    failures: &'a Mutex<Failures>,
+    client: String,
+    at: OffsetDateTime,
+    failed: bool,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = failures.0.get_mut(&self.client)
+            && let Some(i) = times.iter().position(|t| *t == self.at)
+        {
+            times.swap_remove(i);
+        }
+    }
+}
+
 /// Signing in and out with a Framerr account.
 #[derive(Clone)]
 pub struct SignIn {
@@ -193,7 +216,10 @@ impl SignIn {
     /// [`FAILURE_WINDOW`], that address waits.
     pub async fn sign_in(&self, request: SignInRequest) -> Result<SignedIn, SignInError> {
         let now = self.clock.now();
-        {
+        // The attempt counts as a failure from before its password is
+        // checked, so guesses sent at once are limited like guesses sent
+        // in turn; one that does not fail gives its place back.
+        let mut attempt = {
             let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             let recent = failures.recent(&request.client, now);
             if recent.len() >= MAX_FAILURES {
@@ -201,7 +227,9 @@ impl SignIn {
                 let wait = (oldest + FAILURE_WINDOW - now).whole_seconds().max(1) as u64;
                 return Err(SignInError::TooMany { retry_after: wait });
             }
-        }
+            recent.push(now);
+            Attempt { failures: &self.failures, client: request.client.clone(), at: now, failed: false }
+        };
         let account = self.sessions.account(request.username.trim()).await?;
         let verified = match account.as_ref().and_then(|a| a.password_hash.as_deref().filter(|_| a.has_local_password))
         {
@@ -217,8 +245,7 @@ impl SignIn {
                 return Err(SignInError::NoLocalPassword);
             }
             _ => {
-                let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                failures.recent(&request.client, now).push(now);
+                attempt.failed = true;
                 return Err(SignInError::Invalid);
             }
         };
@@ -355,6 +382,50 @@ mod tests {
         let nobody = block_on(sign_in.sign_in(request("nobody", "wrong", "b"))).unwrap_err().to_string();
         assert_eq!(wrong, nobody);
         assert_eq!(*hashes.spent.lock().unwrap(), before + 2);
+    }
+
+    /// Verifies like [`Hashes`], after letting every other attempt run.
+    struct Slow(Hashes);
+
+    #[async_trait]
+    impl Credentials for Slow {
+        async fn verify(&self, password: &Password, hash: &str) -> bool {
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if std::mem::replace(&mut yielded, true) {
+                    std::task::Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            self.0.verify(password, hash).await
+        }
+        async fn spend(&self, password: &Password) {
+            self.0.spend(password).await
+        }
+        fn new_token(&self) -> String {
+            self.0.new_token()
+        }
+    }
+
+    #[test]
+    fn guesses_sent_at_once_are_limited_like_guesses_sent_in_turn() {
+        let clock = Arc::new(FixedClock::at(datetime!(2026-11-27 12:00 UTC)));
+        let sign_in = SignIn::new(Arc::new(Db::default()), Arc::new(Slow(Hashes::default())), clock);
+        let mut guesses: Vec<_> = (0..50).map(|i| request("admin", &format!("wrong-{i}"), "1.2.3.4")).collect();
+        guesses.push(request("admin", "right-u-admin", "1.2.3.4"));
+        let outcomes = block_on(futures::future::join_all(guesses.into_iter().map(|r| sign_in.sign_in(r))));
+        let checked = outcomes.iter().filter(|o| !matches!(o, Err(SignInError::TooMany { .. }))).count();
+        assert_eq!(checked, MAX_FAILURES, "{outcomes:?}");
+        assert!(outcomes.last().unwrap().is_err(), "the right password got in after 50 guesses");
+        // A success gives its reservation back: signing in does not count.
+        let clock = Arc::new(FixedClock::at(datetime!(2026-11-27 12:00 UTC)));
+        let sign_in = SignIn::new(Arc::new(Db::default()), Arc::new(Slow(Hashes::default())), clock);
+        for _ in 0..MAX_FAILURES + 2 {
+            assert!(block_on(sign_in.sign_in(request("admin", "right-u-admin", "1.2.3.4"))).is_ok());
+        }
     }
 
     #[test]
