@@ -361,6 +361,31 @@ fn a_hostile_database_runs_none_of_its_triggers() {
 }
 
 #[test]
+fn a_hostile_database_cannot_hide_sessions_in_a_view_or_index_an_endless_one() {
+    let inst = Instance::from_fixture();
+    let before = tree(&inst.data());
+    let cases = [
+        // Survived the purge while the summary said "sessions were cleared".
+        ("view", "DROP TABLE sessions; CREATE VIEW sessions AS SELECT 'evil-token' AS token, 'u-admin' AS user_id, 9999999999 AS expires_at;"),
+        // Rebuilding this index kept a core busy for the whole 10-minute deadline.
+        ("endless", "DROP TABLE media_library_fts;
+            CREATE VIEW endless AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x AS rowid, 'a' AS title FROM r;
+            CREATE VIRTUAL TABLE media_library_fts USING fts5(title, content='endless', content_rowid='rowid');"),
+    ];
+    for (label, sql) in cases {
+        let zip = archive(inst.dir.path(), label, &database_with(inst.dir.path(), label, sql));
+        let started = Instant::now();
+        let verified = inst.fails(&["verify", zip.to_str().unwrap()]);
+        let restored = inst.fails(&["restore", zip.to_str().unwrap(), "--yes"]);
+        assert!(started.elapsed() < Duration::from_secs(60), "{label}: {:?}", started.elapsed());
+        for err in [&verified, &restored] {
+            assert!(err.contains("not a Framerr database"), "{label}: {err}");
+        }
+        assert_eq!(tree(&inst.data()), before, "{label}");
+    }
+}
+
+#[test]
 fn asset_folders_the_archive_has_no_files_for_are_left_alone() {
     let inst = Instance::from_fixture();
     let before = tree(&inst.data().join("upload/custom-icons"));

@@ -15,7 +15,9 @@ use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 use backup_domain::DbError;
 use backup_domain::credentials::{CredentialColumn, Restored};
 use backup_domain::encryption::{KeyStoreDecision, KeyStoreOutcome};
-use backup_domain::restore::{DatabaseFacts, DatabaseFiles, PostRestorePlan, PostRestoreReport};
+use backup_domain::restore::{
+    DatabaseFacts, DatabaseFiles, PostRestorePlan, PostRestoreReport, QueryObject, SEARCH_INDEX,
+};
 
 use crate::{check_is_sqlite, display, ident, map_err, table_exists};
 
@@ -69,8 +71,18 @@ impl DatabaseFiles for SqliteFiles {
                 .get(0);
             counts.push(((*table).to_owned(), n));
         }
+        // Virtual tables are the tables without pages of their own.
+        let queries = sqlx::query(
+            "SELECT type = 'view', name, coalesce(sql, '') FROM sqlite_master WHERE type = 'view' OR (type = 'table' AND rootpage = 0)",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| QueryObject { view: r.get(0), name: r.get(1), sql: r.get(2) })
+        .collect();
         conn.close().await.map_err(err)?;
-        Ok(DatabaseFacts { user_version, tables, counts })
+        Ok(DatabaseFacts { user_version, tables, counts, queries })
     }
 
     async fn post_restore(&self, path: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {
@@ -163,7 +175,7 @@ async fn post_restore(conn: &mut SqliteConnection, plan: &PostRestorePlan<'_>) -
         }
     }
 
-    if table_exists(&mut tx, "media_library_fts").await? {
+    if table_exists(&mut tx, SEARCH_INDEX).await? {
         sqlx::query("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')").execute(&mut *tx).await?;
         report.fts_rebuilt = true;
     }

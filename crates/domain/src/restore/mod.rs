@@ -27,12 +27,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use policy::{
-    DeclaredEntry, EntryTarget, HostileArchive, NotFramerr, REQUIRED_TABLES, RestoreLimits, SUMMARY_TABLES, TooNew,
-    check_entries, check_tables, check_version, classify,
+    DeclaredEntry, EntryTarget, HostileArchive, NotFramerr, REQUIRED_TABLES, RestoreLimits, SEARCH_INDEX,
+    SUMMARY_TABLES, TooNew, check_entries, check_queries, check_tables, check_version, classify,
 };
 pub use ports::{
     ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles,
-    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, StageError, Staged, Unsealed, Unsealer,
+    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryObject, StageError, Staged, Unsealed,
+    Unsealer,
 };
 
 use crate::auth::Sessions;
@@ -304,6 +305,7 @@ impl Restorer {
             e => RestoreError::BadDatabase(e.to_string()),
         })?;
         check_tables(&facts.tables)?;
+        check_queries(&facts.queries)?;
         check_version(facts.user_version, live.user_version())?;
         Ok(facts)
     }

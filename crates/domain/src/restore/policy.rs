@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use crate::assets::AssetFolder;
 use crate::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
+use crate::restore::ports::QueryObject;
 
 /// Where an archive entry goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,14 +193,60 @@ pub const SUMMARY_TABLES: [(&str, &str); 4] = [
 pub const REQUIRED_TABLES: [&str; 2] = ["users", "system_config"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the backup's database is not a Framerr database: it has no {0} table")]
+#[error("the backup's database is not a Framerr database: {0}")]
 pub struct NotFramerr(pub String);
 
 pub fn check_tables(tables: &[String]) -> Result<(), NotFramerr> {
     match REQUIRED_TABLES.iter().find(|t| !tables.iter().any(|have| have == *t)) {
-        Some(missing) => Err(NotFramerr((*missing).to_owned())),
+        Some(missing) => Err(NotFramerr(format!("it has no {missing} table"))),
         None => Ok(()),
     }
+}
+
+/// The one virtual table Framerr makes: the media search index, an FTS5
+/// table over `media_library`. Rebuilding it reads its content table.
+pub const SEARCH_INDEX: &str = "media_library_fts";
+
+/// Framerr makes no view and one virtual table. Anything else that runs a
+/// query of the file's own is refused, before post-restore reads it: a
+/// view named like a purged table would survive the purge (and hide
+/// sessions in it), and a search index over an endless view would keep
+/// restore busy until its deadline.
+pub fn check_queries(queries: &[QueryObject]) -> Result<(), NotFramerr> {
+    for q in queries {
+        if q.view {
+            return Err(NotFramerr(format!("it has a view ({:?}), and Framerr's has none", q.name)));
+        }
+        if q.name != SEARCH_INDEX || !is_search_index(&q.sql) {
+            return Err(NotFramerr(format!(
+                "it has a virtual table ({:?}) unlike Framerr's: only {SEARCH_INDEX}, an fts5 index over media_library",
+                q.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `CREATE VIRTUAL TABLE media_library_fts USING fts5(columns...,
+/// content=media_library, content_rowid=id)`, read strictly: no comments,
+/// the fts5 module, and a content table that is `media_library` or none.
+fn is_search_index(sql: &str) -> bool {
+    let sql = sql.to_ascii_lowercase();
+    if sql.contains("--") || sql.contains("/*") {
+        return false;
+    }
+    let Some((_, after)) = sql.split_once(" using ") else { return false };
+    let Some((module, args)) = after.split_once('(') else { return false };
+    let unquote = |s: &str| s.trim().trim_matches(|c| matches!(c, '\'' | '"' | '`' | '[' | ']')).to_owned();
+    if unquote(module) != "fts5" {
+        return false;
+    }
+    let Some(args) = args.trim_end().strip_suffix(')') else { return false };
+    args.split(',').filter_map(|a| a.split_once('=')).all(|(key, value)| match &*unquote(key) {
+        "content" => matches!(&*unquote(value), "media_library" | ""),
+        "content_rowid" | "tokenize" | "prefix" | "columnsize" | "detail" | "contentless_delete" => true,
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -210,8 +257,30 @@ mod tests {
     fn a_database_without_framerrs_tables_is_not_framerrs() {
         let tables = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert!(check_tables(&tables(&["sessions", "users", "system_config"])).is_ok());
-        assert_eq!(check_tables(&tables(&["users"])), Err(NotFramerr("system_config".into())));
+        assert_eq!(check_tables(&tables(&["users"])), Err(NotFramerr("it has no system_config table".into())));
         assert!(check_tables(&[]).unwrap_err().to_string().contains("no users table"));
+    }
+
+    #[test]
+    fn only_framerrs_search_index_may_run_a_query_of_the_files_own() {
+        let q = |view: bool, name: &str, sql: &str| QueryObject { view, name: name.into(), sql: sql.into() };
+        let framerrs = "CREATE VIRTUAL TABLE media_library_fts USING fts5(\n title,\n original_title,\n summary,\n actors,\n director,\n content=media_library,\n content_rowid=id\n )";
+        assert!(check_queries(&[q(false, SEARCH_INDEX, framerrs)]).is_ok());
+        assert!(
+            check_queries(&[q(false, SEARCH_INDEX, "CREATE VIRTUAL TABLE media_library_fts USING fts5(title)")])
+                .is_ok()
+        );
+        for bad in [
+            q(true, "sessions", "CREATE VIEW sessions AS SELECT 'evil' AS token"),
+            q(false, SEARCH_INDEX, &framerrs.replace("content=media_library", "content=endless")),
+            q(false, SEARCH_INDEX, &framerrs.replace("content=media_library", "content='endless'")),
+            q(false, SEARCH_INDEX, &framerrs.replace("content=media_library", "content=media_library /*,content=x*/")),
+            q(false, SEARCH_INDEX, &framerrs.replace("fts5", "fts4")),
+            q(false, "notes_fts", &framerrs.replace("media_library_fts", "notes_fts")),
+            q(false, SEARCH_INDEX, "CREATE VIRTUAL TABLE media_library_fts USING series"),
+        ] {
+            assert!(check_queries(std::slice::from_ref(&bad)).is_err(), "{bad:?}");
+        }
     }
 
     fn entry(name: &str, size: u64, compressed: u64) -> DeclaredEntry {

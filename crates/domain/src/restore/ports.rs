@@ -219,6 +219,17 @@ pub struct DatabaseFacts {
     pub tables: Vec<String>,
     /// Rows of the tables asked for that exist.
     pub counts: Vec<(String, i64)>,
+    /// Views and virtual tables: what runs a query of the file's own when
+    /// it is read.
+    pub queries: Vec<QueryObject>,
+}
+
+/// A view or a virtual table, with the SQL that defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryObject {
+    pub view: bool,
+    pub name: String,
+    pub sql: String,
 }
 
 /// The rules post-restore applies to a staged database (spec sections 5

@@ -228,7 +228,12 @@ impl DatabaseFiles for DbFiles {
     async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError> {
         self.0.log.push(format!("check {}", path.display()));
         let counts = count.iter().map(|t| ((*t).to_owned(), 2)).collect();
-        Ok(DatabaseFacts { user_version: self.0.staged_version, tables: self.0.tables.clone(), counts })
+        Ok(DatabaseFacts {
+            user_version: self.0.staged_version,
+            tables: self.0.tables.clone(),
+            counts,
+            queries: vec![],
+        })
     }
     async fn post_restore(&self, _: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {
         self.0.log.push("post-restore");
