@@ -546,6 +546,49 @@ async fn a_full_disk_during_restore_is_507_not_a_damaged_backup() {
     assert!(backup_e2e::count(&inst.db(), "sessions") > 0, "the live instance changed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root to mount a tmpfs (CI runs as root and runs it)"]
+async fn a_full_disk_at_any_step_of_a_restore_is_507_and_changes_nothing() {
+    // The disk fills while staging, while preparing the staged database, or
+    // while writing the safety backup, depending on its size: each is the
+    // server's problem (507), never the backup's (400), and never a bare 500.
+    let name = "framerr-manual-2026-11-26T22-17-29.zip";
+    let mut seen = std::collections::BTreeSet::new();
+    for extra_kib in (0..=2400).step_by(48) {
+        let inst = Instance::empty();
+        let _full = backup_e2e::Tmpfs::mount(&inst.data(), &format!("{}k", 700 + extra_kib));
+        backup_e2e::copy_tree(&fixtures().join("instance-plain"), &inst.data());
+        std::fs::create_dir_all(inst.backups()).unwrap();
+        std::fs::copy(fixtures().join("backups").join(name), inst.backups().join(name)).unwrap();
+        add_sessions(&inst);
+        schedule_off(&inst);
+        let server = serve(&inst, &[]);
+        let resp = admin(client().post(format!("{}/api/backup/restore", server.base)))
+            .json(&json!({ "filename": name }))
+            .send()
+            .await
+            .unwrap();
+        let (s, body) = json_of(resp).await;
+        let log = server.log();
+        drop(server);
+        seen.insert(s.as_u16());
+        match s {
+            StatusCode::OK => {}
+            StatusCode::INSUFFICIENT_STORAGE => {
+                assert!(body["error"].as_str().unwrap().contains("no space left"), "{extra_kib}: {body}");
+                assert_eq!(backup_e2e::query(&inst.db(), "PRAGMA integrity_check"), json!([["ok"]]));
+                assert!(backup_e2e::count(&inst.db(), "sessions") > 0, "{extra_kib}: the live instance changed");
+                // The killed server's owner files go with the next command.
+                inst.ok(&["list"]);
+                let left = backup_e2e::hidden_leftovers(&inst.data());
+                assert!(left.is_empty(), "{extra_kib}: {left:?} {body}");
+            }
+            other => panic!("{extra_kib} KiB spare: {other} {body}\n{log}"),
+        }
+    }
+    assert_eq!(seen, [200, 507].into(), "the sizes tried should cover both outcomes");
+}
+
 /// Opens `n` connections to `port` that send one header line every 2 s,
 /// never finishing; prints how many the server closed within `secs`.
 const PY_SLOW_CLIENTS: &str = r#"

@@ -47,6 +47,14 @@ pub enum CreateError {
     PlainRefused,
 }
 
+impl CreateError {
+    /// Whether the disk (or a quota) filled up: the place's fault, not the
+    /// data's.
+    pub fn is_full(&self) -> bool {
+        matches!(self, CreateError::Store(StoreError::Full(_)) | CreateError::Database(DbError::Full(_)))
+    }
+}
+
 /// What retention did after a backup. A failed deletion does not fail the
 /// backup that was just made; it is reported here.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -38,6 +38,9 @@ pub enum DbError {
     Corrupt { path: String, detail: String },
     #[error("stored backup schedule is invalid: {0}")]
     BadSchedule(String),
+    /// The disk (or a quota) is full: the file's place, not its content.
+    #[error("no space left for {0}")]
+    Full(String),
     #[error("{0}")]
     Other(String),
 }

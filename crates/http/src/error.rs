@@ -114,7 +114,9 @@ impl From<RestoreError> for ApiError {
                 ApiError::bad_request(e.to_string()).with(serde_json::json!({ "passwordRequired": true }))
             }
             RestoreError::Open(OpenError::Io(_)) => ApiError::internal("Reading the backup", e),
-            RestoreError::Stage(StageError::Io { full: true, .. }) => ApiError::full("Restore", e),
+            RestoreError::Stage(StageError::Io { full: true, .. }) | RestoreError::Full(_) => {
+                ApiError::full("Restore", e)
+            }
             RestoreError::Stage(StageError::Io { .. }) => ApiError::internal("Restore", e),
             RestoreError::Store(store) => store.into(),
             RestoreError::Safety(_) | RestoreError::Database(_) => ApiError::internal("Restore", e),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteLockingMode};
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
 use backup_domain::DbError;
@@ -40,6 +40,10 @@ async fn open_untrusted(path: &Path) -> Result<SqliteConnection, DbError> {
         // triggers, defaults) of a file we did not write.
         .pragma("trusted_schema", "OFF")
         .pragma("cell_size_check", "ON")
+        // Nobody else opens this file. In WAL mode this also keeps the
+        // index in memory instead of a `-shm` file, whose growth on a full
+        // disk fails as a bare I/O error, not as "disk is full".
+        .locking_mode(SqliteLockingMode::Exclusive)
         .busy_timeout(Duration::from_secs(5));
     SqliteConnection::connect_with(&options).await.map_err(|e| map_err(path, e))
 }

@@ -150,6 +150,8 @@ pub(crate) fn map_err(path: &Path, e: sqlx::Error) -> DbError {
         Some("26") => DbError::NotSqlite(display(path)),
         Some("11") => DbError::Corrupt { path: display(path), detail: e.to_string() },
         Some("14") => DbError::Missing(display(path)),
+        // SQLITE_FULL.
+        Some("13") => DbError::Full(display(path)),
         _ => DbError::Other(format!("{}: {e}", display(path))),
     }
 }

@@ -131,7 +131,7 @@ pub(crate) async fn take(
     sqlx::query("VACUUM INTO ?").bind(target.to_owned()).execute(&mut live).await.map_err(|e| {
         let message = e.to_string();
         if message.contains("disk is full") || message.contains("SQLITE_FULL") {
-            DbError::Other(format!("no space left in {} for the database snapshot", display(&db.work_dir)))
+            DbError::Full(format!("{} (the database snapshot)", display(&db.work_dir)))
         } else {
             map_err(db.path(), e)
         }

@@ -146,6 +146,10 @@ pub enum RestoreError {
     SetupClosed,
     #[error("the safety backup failed, so nothing was restored: {0}")]
     Safety(String),
+    /// The disk filled up (staging is [`StageError::Io`]): the server's
+    /// problem, never the backup's.
+    #[error("no space left on the disk, so nothing was restored: {0}")]
+    Full(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -203,8 +207,10 @@ impl Restorer {
         let safety = match &live {
             LiveDatabase::Absent => SafetyBackup::None,
             LiveDatabase::Readable { .. } | LiveDatabase::Damaged(_) => {
-                let created =
-                    self.creator.create_safety(&hold, &live).await.map_err(|e| RestoreError::Safety(e.to_string()))?;
+                let created = self.creator.create_safety(&hold, &live).await.map_err(|e| match e.is_full() {
+                    true => RestoreError::Full(format!("the safety backup: {e}")),
+                    false => RestoreError::Safety(e.to_string()),
+                })?;
                 match created.manifest.damaged {
                     Some(why) => SafetyBackup::Raw { name: created.stored.name, why },
                     None => SafetyBackup::Made(created.stored.name),
@@ -302,6 +308,7 @@ impl Restorer {
     ) -> Result<DatabaseFacts, RestoreError> {
         let facts = self.db_files.check(staged.database(), count).await.map_err(|e| match e {
             DbError::Other(_) => RestoreError::Database(e),
+            DbError::Full(_) => RestoreError::Full(e.to_string()),
             e => RestoreError::BadDatabase(e.to_string()),
         })?;
         check_tables(&facts.tables)?;
@@ -326,7 +333,10 @@ impl Restorer {
             key_store: &key_store,
             deadline: self.post_restore_deadline,
         };
-        self.db_files.post_restore(staged.database(), &plan).await.map_err(|e| RestoreError::PostRestore(e.to_string()))
+        self.db_files.post_restore(staged.database(), &plan).await.map_err(|e| match e {
+            DbError::Full(_) => RestoreError::Full(e.to_string()),
+            e => RestoreError::PostRestore(e.to_string()),
+        })
     }
 
     async fn ensure_no_users(&self) -> Result<(), RestoreError> {
