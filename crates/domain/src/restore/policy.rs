@@ -78,6 +78,9 @@ pub struct DeclaredEntry {
     pub is_dir: bool,
 }
 
+/// The longest file name (in bytes) ext4, XFS, btrfs and ZFS take.
+pub const MAX_FILE_NAME: usize = 255;
+
 /// Where an entry goes, or why its path is unsafe. Only plain relative
 /// paths of the known shapes are accepted; a file name inside an asset
 /// folder is one segment of ordinary characters.
@@ -95,7 +98,11 @@ pub fn classify(name: &str) -> Result<EntryTarget, HostileArchive> {
         [DATABASE_ENTRY] => EntryTarget::Database,
         [MANIFEST_ENTRY] => EntryTarget::Manifest,
         [folder, file] => match AssetFolder::ALL.into_iter().find(|f| f.prefix() == *folder) {
-            Some(folder) if !file.starts_with('.') => EntryTarget::Asset { folder, file: (*file).to_owned() },
+            // Longer names no common file system takes: refused here, so
+            // that verify says what restore would meet.
+            Some(folder) if !file.starts_with('.') && file.len() <= MAX_FILE_NAME => {
+                EntryTarget::Asset { folder, file: (*file).to_owned() }
+            }
             Some(_) => return Err(unsafe_path()),
             None => EntryTarget::Unknown,
         },
@@ -316,6 +323,7 @@ mod tests {
             "favicon/x\0.ico",
             "favicon/.hidden",
             "favicon/\nx",
+            &format!("custom-icons/{}.png", "a".repeat(300)),
         ] {
             assert!(matches!(classify(name), Err(HostileArchive::UnsafePath(_))), "{name:?}");
         }
