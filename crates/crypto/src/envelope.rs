@@ -235,6 +235,11 @@ pub fn read_header(input: &mut impl Read) -> Result<(Header, usize), EnvelopeErr
     if header.iterations > MAX_ITERATIONS {
         return Err(EnvelopeError::TooManyIterations(header.iterations));
     }
+    // Checked before any password is tried: a damaged header must not be
+    // reported (and counted, in setup restore) as a wrong password.
+    if !keywrap::is_wrapped_key(&header.wrapped_mbk) || !keywrap::is_wrapped_key(&header.wrapped_dek) {
+        return Err(EnvelopeError::CorruptHeader);
+    }
     Ok((header, PREAMBLE_LEN + len))
 }
 
@@ -369,6 +374,28 @@ mod tests {
         write_preamble(&header, &mut v).unwrap();
         v.extend_from_slice(input);
         assert!(msg(&v).contains("100000000 key-derivation iterations"), "{}", msg(&v));
+        // A wrapped key of the wrong shape is damage, whatever the password:
+        // never "Incorrect password" (setup restore counts those).
+        let (header, _) = read_header(&mut &file[..]).unwrap();
+        let salt = Header::decode(&header.salt).unwrap();
+        let kek = derive_kek(password, &salt, header.iterations);
+        let short_mbk = {
+            use aes_gcm::aead::{Aead, KeyInit};
+            let sealed = aes_gcm::Aes256Gcm::new(&kek.0.into()).encrypt(&[0u8; 12].into(), &[1u8; 16][..]).unwrap();
+            STANDARD.encode([&[0u8; 12][..], &sealed].concat())
+        };
+        for (field, value) in [("mbk", short_mbk), ("mbk", "AAAA".into()), ("dek", "AAAA".into())] {
+            let mut damaged = header.clone();
+            if field == "mbk" {
+                damaged.wrapped_mbk = value
+            } else {
+                damaged.wrapped_dek = value
+            }
+            let mut v = Vec::new();
+            write_preamble(&damaged, &mut v).unwrap();
+            v.extend_from_slice(&file[payload_at..]);
+            assert_eq!(msg(&v), "Corrupted backup header", "{field}");
+        }
         for cut in [3, 10, 20, payload_at] {
             assert_eq!(msg(&file[..cut]), "Truncated backup file", "cut at {cut}");
         }

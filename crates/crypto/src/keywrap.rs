@@ -77,6 +77,13 @@ pub fn wrap(key: &Key32, kek: &Key32) -> String {
     STANDARD.encode(wrap_raw(key, kek))
 }
 
+/// Whether `wrapped_b64` has the shape of a wrapped key (nonce, 32-byte
+/// key, tag): what no password can change, so a wrong shape is damage,
+/// not a wrong password.
+pub fn is_wrapped_key(wrapped_b64: &str) -> bool {
+    STANDARD.decode(wrapped_b64.trim()).is_ok_and(|raw| raw.len() == WRAPPED_LEN)
+}
+
 pub fn unwrap(wrapped_b64: &str, kek: &Key32) -> Result<Key32, UnwrapError> {
     let raw = STANDARD.decode(wrapped_b64.trim()).map_err(|_| UnwrapError)?;
     unwrap_raw(&raw, kek)
