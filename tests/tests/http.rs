@@ -589,16 +589,22 @@ async fn a_full_disk_at_any_step_of_a_restore_is_507_and_changes_nothing() {
     assert_eq!(seen, [200, 507].into(), "the sizes tried should cover both outcomes");
 }
 
-/// Opens `n` connections to `port` that send one header line every 2 s,
-/// never finishing; prints how many the server closed within `secs`.
+/// Opens `n` connections to `port` that send one header line (`header`)
+/// or one byte of a sign-in's body (`body`) every 2 s, never finishing;
+/// prints how many the server closed within `secs`.
 const PY_SLOW_CLIENTS: &str = r#"
 import socket, sys, time
-port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+port, n, secs, mode = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+start_line = {
+    "header": b"GET /api/backup/status HTTP/1.1\r\nHost: x\r\n",
+    "body": b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nX-Framerr-Client: 1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+}[mode]
+trickle = {"header": b"X-Slow: 1\r\n", "body": b" "}[mode]
 socks = []
 for i in range(n):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"GET /api/backup/status HTTP/1.1\r\nHost: x\r\n")
+        s.sendall(start_line)
         s.setblocking(False)
         socks.append(s)
     except OSError:
@@ -618,7 +624,7 @@ while time.time() - start < secs:
             closed.add(i)
             continue
         try:
-            s.sendall(b"X-Slow: 1\r\n")
+            s.sendall(trickle)
         except OSError:
             closed.add(i)
     time.sleep(2)
@@ -644,7 +650,7 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
     let server = Server::spawn(cmd);
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let slow = std::process::Command::new("python3")
-        .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24"])
+        .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24", "header"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -655,12 +661,34 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
     let resp = c.get(format!("{}/api/backup/status", server.base)).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let (opened, closed) = slow_clients_result(slow);
+    assert!(opened > 0, "no slow connection could be opened");
+    assert_eq!(closed, opened, "slow clients kept their connections: {closed} of {opened} closed");
+}
+
+fn slow_clients_result(slow: std::process::Child) -> (u32, u32) {
     let out = slow.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let (opened, closed) = text.trim().split_once(' ').unwrap();
-    let (opened, closed): (u32, u32) = (opened.parse().unwrap(), closed.parse().unwrap());
-    assert!(opened > 0, "no slow connection could be opened");
-    assert_eq!(closed, opened, "slow clients kept their connections: {closed} of {opened} closed");
+    (opened.parse().unwrap(), closed.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_a_byte_at_a_time_does_not_hold_its_connection() {
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    let server = serve(&inst, &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    // Every idle timer restarts at each byte: only a pace for the body
+    // ends these (10 s of grace, then 1 KiB/s on average).
+    let slow = std::process::Command::new("python3")
+        .args(["-c", PY_SLOW_CLIENTS, &port, "20", "16", "body"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (opened, closed) = slow_clients_result(slow);
+    assert_eq!(opened, 20);
+    assert_eq!(closed, opened, "slow bodies kept their connections: {closed} of {opened} closed");
 }
 
 /// Readers (the page's health and schedule polls, a scraper) keep getting

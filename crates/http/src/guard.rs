@@ -2,11 +2,18 @@
 //! check, the headers a careful server sends, and JSON error bodies even
 //! for the framework's own rejections.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
 
 use backup_domain::secret::constant_time_eq;
 
@@ -105,4 +112,71 @@ pub(crate) async fn method_not_allowed() -> Response {
 /// Unknown paths: a JSON 404 like every other error.
 pub(crate) async fn not_found() -> Response {
     ApiError::not_found("Not found").into_response()
+}
+
+/// How long a request body may take to get going.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+/// The pace a body must keep on average after that, in bytes a second: a
+/// dial-up modem's, well under any upload a person makes.
+const BODY_PACE: u64 = 1024;
+
+/// Every request body must keep up [`BODY_PACE`] after [`BODY_GRACE`]. The
+/// connection's idle timer restarts at each byte, so without this a client
+/// sending a byte every few seconds would hold its connection, and a
+/// handler, for as long as it liked.
+pub(crate) async fn steady_body(request: Request, next: Next) -> Response {
+    next.run(request.map(|body| Body::new(Steady { inner: body, started: Instant::now(), received: 0, timer: None })))
+        .await
+}
+
+struct Steady {
+    inner: Body,
+    started: Instant,
+    received: u64,
+    /// Made when the body first has to be waited for.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Steady {
+    fn due(&self) -> Instant {
+        self.started + BODY_GRACE + Duration::from_millis(self.received.saturating_mul(1000) / BODY_PACE)
+    }
+}
+
+impl http_body::Body for Steady {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    let due = this.due();
+                    if let Some(timer) = &mut this.timer {
+                        timer.as_mut().reset(due);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                let due = this.due();
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new("the request body arrived too slowly")))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

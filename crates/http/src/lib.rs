@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         // JSON bodies are small: nothing unauthenticated can make the
         // server hold more than this.
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn(guard::steady_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::request_source))
         .layer(axum::middleware::from_fn(guard::response_headers))
         .with_state(state)
