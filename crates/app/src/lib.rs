@@ -71,6 +71,7 @@ impl Engine {
             },
             verifier: self.verifier.clone(),
             metrics_token: self.settings.metrics_token.clone(),
+            trusted_proxies: self.settings.trusted_proxies.clone(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Flags {
     pub full: bool,
     /// Notification targets; empty leaves them to `FRAMERR_BACKUP_NOTIFY`.
     pub notify: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty leaves
+    /// them to `FRAMERR_BACKUP_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Everything the engine is built from.
@@ -58,6 +61,8 @@ pub struct Settings {
     pub notify: Vec<String>,
     /// `FRAMERR_BACKUP_METRICS_TOKEN`: lets a scraper read `/metrics` only.
     pub metrics_token: Option<Arc<Zeroizing<String>>>,
+    /// Peers whose `X-Forwarded-For` names the client (loopback always).
+    pub trusted_proxies: backup_http::TrustedProxies,
     /// What was set but could not be used, for the front to show.
     pub warnings: Vec<String>,
 }
@@ -85,6 +90,8 @@ pub enum SettingsError {
     Port(String),
     #[error(transparent)]
     Zone(#[from] backup_domain::schedule::UnknownZone),
+    #[error("trusted proxies: {0}")]
+    Proxies(String),
 }
 
 pub const DEFAULT_PORT: u16 = 3001;
@@ -154,6 +161,11 @@ impl Settings {
             (None, None) => Zone::utc(),
         };
         let bearer_token = var("FRAMERR_BACKUP_TOKEN").map(|t| Arc::new(Zeroizing::new(t)));
+        let proxies = match flags.trusted_proxies.is_empty() {
+            true => var("FRAMERR_BACKUP_TRUSTED_PROXIES").unwrap_or_default(),
+            false => flags.trusted_proxies.join(","),
+        };
+        let trusted_proxies = backup_http::TrustedProxies::parse(&proxies).map_err(SettingsError::Proxies)?;
         Ok(Settings {
             assets: AssetPaths::under(&root),
             caches: vec![data.join("cache/library"), data.join("cache/images")],
@@ -170,6 +182,7 @@ impl Settings {
             warnings,
             full: flags.full || var("FRAMERR_BACKUP_FULL").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
             metrics_token: var("FRAMERR_BACKUP_METRICS_TOKEN").map(|t| Arc::new(Zeroizing::new(t))),
+            trusted_proxies,
             notify: if flags.notify.is_empty() {
                 split_urls(&var("FRAMERR_BACKUP_NOTIFY").unwrap_or_default())
             } else {
@@ -235,6 +248,18 @@ mod tests {
         assert!(odd.warnings[0].contains("Nowhere/Special"), "{:?}", odd.warnings);
         let flag = Flags { time_zone: Some("Nowhere/Special".into()), ..Flags::default() };
         assert!(resolve(&flag, &[]).is_err(), "a flag is meant: wrong is an error");
+    }
+
+    #[test]
+    fn trusted_proxies_from_flags_over_the_environment_and_a_bad_one_stops() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let env = [("FRAMERR_BACKUP_TRUSTED_PROXIES", "172.18.0.0/16")];
+        assert!(resolve(&Flags::default(), &env).unwrap().trusted_proxies.trusts(ip("172.18.0.9")));
+        let flags = Flags { trusted_proxies: vec!["10.0.0.5".into()], ..Flags::default() };
+        let s = resolve(&flags, &env).unwrap();
+        assert!(s.trusted_proxies.trusts(ip("10.0.0.5")) && !s.trusted_proxies.trusts(ip("172.18.0.9")));
+        let err = resolve(&Flags::default(), &[("FRAMERR_BACKUP_TRUSTED_PROXIES", "proxy.lan")]).err().unwrap();
+        assert!(err.to_string().contains("proxy.lan"), "{err}");
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub(crate) struct ServeArgs {
     /// [env: FRAMERR_BACKUP_FULL]
     #[arg(long)]
     pub(crate) full: bool,
+    /// A reverse proxy (address or network, as 172.18.0.0/16) whose
+    /// X-Forwarded-For names the client, so that sign-in failures count per
+    /// client and not for everyone behind it; loopback always is
+    /// (repeatable) [env: FRAMERR_BACKUP_TRUSTED_PROXIES, comma-separated]
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    pub(crate) trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +192,7 @@ impl Args {
             config_dir: g.config_dir.clone(),
             destinations: g.destinations.clone(),
             notify: g.notify.clone(),
+            trusted_proxies: serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default(),
             threads: g.threads,
             listen: serve.and_then(|s| s.listen),
             time_zone: match &self.command {

@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use backup_domain::Password;
 use backup_domain::auth::{SignInError, SignInRequest};
 
-use crate::{ApiError, ApiResult, AppState};
+use crate::{ApiError, ApiResult, AppState, TrustedProxies};
 
-/// The address failures are counted for: the peer's, or, behind a local
-/// reverse proxy (a loopback peer), the client address it reports.
-fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+/// The address failures are counted for: the peer's, or, behind a reverse
+/// proxy we trust (loopback, or one named), the client address it reports.
+fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
     let Some(peer) = peer else { return "unknown".into() };
-    if peer.ip().is_loopback()
+    if proxies.trusts(peer.ip())
         && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
         && let Some(last) = forwarded.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty())
     {
@@ -56,7 +56,7 @@ pub(crate) async fn login(
         username,
         password: Password::new(password),
         remember: body.get("rememberMe").and_then(Value::as_bool).unwrap_or(false),
-        client: client_address(peer.map(|Extension(ConnectInfo(a))| a), &headers),
+        client: client_address(peer.map(|Extension(ConnectInfo(a))| a), &headers, &state.trusted_proxies),
         user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
     };
     let signed = state.sign_in.sign_in(request).await.map_err(|e| match e {
@@ -101,8 +101,14 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 10.0.0.7"));
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.168.1.9:5000".parse().unwrap();
-        assert_eq!(client_address(Some(local), &headers), "10.0.0.7");
-        assert_eq!(client_address(Some(remote), &headers), "192.168.1.9");
-        assert_eq!(client_address(None, &headers), "unknown");
+        let none = TrustedProxies::default();
+        assert_eq!(client_address(Some(local), &headers, &none), "10.0.0.7");
+        assert_eq!(client_address(Some(remote), &headers, &none), "192.168.1.9");
+        assert_eq!(client_address(None, &headers, &none), "unknown");
+        // A proxy in a Docker network, named.
+        let docker: SocketAddr = "172.18.0.2:5000".parse().unwrap();
+        let named = TrustedProxies::parse("172.18.0.0/16").unwrap();
+        assert_eq!(client_address(Some(docker), &headers, &none), "172.18.0.2");
+        assert_eq!(client_address(Some(docker), &headers, &named), "10.0.0.7");
     }
 }

@@ -16,6 +16,7 @@ mod guard;
 mod health;
 mod metrics;
 mod page;
+mod proxies;
 mod restore;
 mod schedule;
 mod setup;
@@ -38,6 +39,7 @@ use backup_domain::{BackupEncryption, Restorer};
 
 pub use error::{ApiError, ApiResult};
 pub use guard::{CLIENT_HEADER, PAGE_CSP};
+pub use proxies::TrustedProxies;
 pub use setup::SetupRestores;
 
 /// Everything the routes need.
@@ -67,6 +69,8 @@ pub struct AppState {
     /// A token for a metrics scraper only (`GET /metrics`), besides the
     /// bearer token.
     pub metrics_token: Option<Arc<Zeroizing<String>>>,
+    /// Peers whose `X-Forwarded-For` names the client (loopback always).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Where the server looks for Framerr's files.

@@ -65,6 +65,7 @@ fn harness() -> Harness {
         paths: InstancePaths { database: "/data/framerr.db".into(), data_dir: "/data".into() },
         verifier,
         metrics_token: None,
+        trusted_proxies: Default::default(),
     };
     world.accounts.lock().unwrap().extend([
         Account {
