@@ -20,13 +20,25 @@ use crate::{ApiError, ApiResult, AppState, TrustedProxies};
 /// proxy we trust (loopback, or one named), the client address it reports.
 fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
     let Some(peer) = peer else { return "unknown".into() };
-    if proxies.trusts(peer.ip())
-        && let Some(forwarded) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(last) = forwarded.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty())
-    {
-        return last.to_owned();
+    if !proxies.trusts(peer.ip()) {
+        return peer.ip().to_string();
     }
-    peer.ip().to_string()
+    // The proxy appends the address it saw: the last entry of all the
+    // header's lines together. Only an address counts (a port, or any
+    // other text, would make a fresh counter per guess).
+    let last = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back();
+    last.and_then(forwarded_ip).map_or_else(|| peer.ip().to_string(), |ip| ip.to_canonical().to_string())
+}
+
+/// `203.0.113.7`, `203.0.113.7:5123`, `2001:db8::1` or `[2001:db8::1]:5123`.
+fn forwarded_ip(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    entry.parse().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// `Secure` when the request came over https, directly or through a proxy.
@@ -110,5 +122,22 @@ mod tests {
         let named = TrustedProxies::parse("172.18.0.0/16").unwrap();
         assert_eq!(client_address(Some(docker), &headers, &none), "172.18.0.2");
         assert_eq!(client_address(Some(docker), &headers, &named), "10.0.0.7");
+        // Every line of the header counts (a proxy may add its own line),
+        // ports and junk never make a counter of their own.
+        let mut two = HeaderMap::new();
+        two.append("x-forwarded-for", HeaderValue::from_static("198.51.100.9"));
+        two.append("x-forwarded-for", HeaderValue::from_static("10.0.0.77"));
+        assert_eq!(client_address(Some(local), &two, &none), "10.0.0.77");
+        for (value, client) in [
+            ("10.0.0.88:40123", "10.0.0.88"),
+            ("[2001:db8::1]:5123", "2001:db8::1"),
+            ("::ffff:10.0.0.9", "10.0.0.9"),
+            ("not-an-address", "127.0.0.1"),
+            ("", "127.0.0.1"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            assert_eq!(client_address(Some(local), &h, &none), client, "{value:?}");
+        }
     }
 }
