@@ -361,7 +361,7 @@ fn a_hostile_database_runs_none_of_its_triggers() {
 }
 
 #[test]
-fn a_hostile_database_cannot_hide_sessions_in_a_view_or_index_an_endless_one() {
+fn a_hostile_database_cannot_hide_sessions_in_a_view_or_make_its_checks_endless_or_huge() {
     let inst = Instance::from_fixture();
     let before = tree(&inst.data());
     let cases = [
@@ -371,6 +371,10 @@ fn a_hostile_database_cannot_hide_sessions_in_a_view_or_index_an_endless_one() {
         ("endless", "DROP TABLE media_library_fts;
             CREATE VIEW endless AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x AS rowid, 'a' AS title FROM r;
             CREATE VIRTUAL TABLE media_library_fts USING fts5(title, content='endless', content_rowid='rowid');"),
+        // Read by post-restore: 300 MB a row from a few kilobytes.
+        ("generated", "ALTER TABLE integration_instances ADD COLUMN huge TEXT GENERATED ALWAYS AS (printf('%.*c', 300000000, 'x')) VIRTUAL;"),
+        // Evaluated for every row by the integrity check.
+        ("expression", "CREATE INDEX costly ON users (length(hex(zeroblob(50000000))) + length(username));"),
     ];
     for (label, sql) in cases {
         let zip = archive(inst.dir.path(), label, &database_with(inst.dir.path(), label, sql));

@@ -16,7 +16,7 @@ use backup_domain::DbError;
 use backup_domain::credentials::{CredentialColumn, Restored};
 use backup_domain::encryption::{KeyStoreDecision, KeyStoreOutcome};
 use backup_domain::restore::{
-    DatabaseFacts, DatabaseFiles, PostRestorePlan, PostRestoreReport, QueryObject, SEARCH_INDEX,
+    DatabaseFacts, DatabaseFiles, PostRestorePlan, PostRestoreReport, QueryKind, QueryObject, SEARCH_INDEX,
 };
 
 use crate::{check_is_sqlite, display, ident, map_err, table_exists};
@@ -55,9 +55,17 @@ pub(crate) async fn tables(conn: &mut SqliteConnection) -> Result<Vec<String>, s
 
 #[async_trait]
 impl DatabaseFiles for SqliteFiles {
-    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError> {
+    async fn computed(&self, path: &Path) -> Result<Vec<QueryObject>, DbError> {
         let mut conn = open_untrusted(path).await?;
-        let err = |e| map_err(path, e);
+        let found = computed(&mut conn).await.map_err(|e| map_err(path, e));
+        let _ = conn.close().await;
+        found
+    }
+
+    async fn check(&self, path: &Path, count: &[&str], deadline: Duration) -> Result<DatabaseFacts, DbError> {
+        let mut conn = open_untrusted(path).await?;
+        stop_at(&mut conn, path, deadline).await?;
+        let err = |e: sqlx::Error| interrupted_or(path, deadline, e);
         let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&mut conn).await.map_err(err)?;
         let messages: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
         if messages != ["ok"] {
@@ -75,38 +83,85 @@ impl DatabaseFiles for SqliteFiles {
                 .get(0);
             counts.push(((*table).to_owned(), n));
         }
-        // Virtual tables are the tables without pages of their own.
-        let queries = sqlx::query(
-            "SELECT type = 'view', name, coalesce(sql, '') FROM sqlite_master WHERE type = 'view' OR (type = 'table' AND rootpage = 0)",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| QueryObject { view: r.get(0), name: r.get(1), sql: r.get(2) })
-        .collect();
         conn.close().await.map_err(err)?;
-        Ok(DatabaseFacts { user_version, tables, counts, queries })
+        Ok(DatabaseFacts { user_version, tables, counts })
     }
 
     async fn post_restore(&self, path: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {
         let mut conn = open_untrusted(path).await?;
-        // Interrupts whatever runs past the deadline (SQLITE_INTERRUPT).
-        let deadline = Instant::now() + plan.deadline;
-        conn.lock_handle()
-            .await
-            .map_err(|e| map_err(path, e))?
-            .set_progress_handler(10_000, move || Instant::now() < deadline);
+        stop_at(&mut conn, path, plan.deadline).await?;
         let result = post_restore(&mut conn, plan).await;
         let _ = conn.close().await;
         result.map_err(|e| match e {
-            Failure::Sql(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("9") => {
-                DbError::Other(format!("{}: stopped after {} s", display(path), plan.deadline.as_secs()))
-            }
-            Failure::Sql(e) => map_err(path, e),
+            Failure::Sql(e) => interrupted_or(path, plan.deadline, e),
             Failure::Plan(e) => e,
         })
     }
+}
+
+/// Interrupts whatever runs on `conn` past `after` from now
+/// (SQLITE_INTERRUPT): the file is the archive's, and so is its cost.
+async fn stop_at(conn: &mut SqliteConnection, path: &Path, after: Duration) -> Result<(), DbError> {
+    let deadline = Instant::now() + after;
+    conn.lock_handle()
+        .await
+        .map_err(|e| map_err(path, e))?
+        .set_progress_handler(1_000, move || Instant::now() < deadline);
+    Ok(())
+}
+
+/// An error, saying so when it is the deadline's interruption.
+fn interrupted_or(path: &Path, deadline: Duration, e: sqlx::Error) -> DbError {
+    match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        Some("9") => DbError::Other(format!("{}: stopped after {} s", display(path), deadline.as_secs())),
+        _ => map_err(path, e),
+    }
+}
+
+/// Views, virtual tables, generated columns and indexes on expressions or
+/// with conditions, read from the schema (none of them is evaluated).
+async fn computed(conn: &mut SqliteConnection) -> Result<Vec<QueryObject>, sqlx::Error> {
+    let object = |kind, name: String, sql: String| QueryObject { kind, name, sql };
+    let mut found = Vec::new();
+    // Virtual tables are the tables without pages of their own.
+    let schema = sqlx::query(
+        "SELECT type, name, coalesce(sql, ''), rootpage FROM sqlite_master WHERE type IN ('view', 'table')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &schema {
+        let (kind, name, sql, rootpage): (String, String, String, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if kind == "view" {
+            found.push(object(QueryKind::View, name, sql));
+            continue;
+        }
+        if rootpage == 0 {
+            found.push(object(QueryKind::VirtualTable, name, sql));
+            continue;
+        }
+        // `hidden` 2 and 3: generated columns (virtual, stored).
+        let columns =
+            sqlx::query("SELECT name, hidden FROM pragma_table_xinfo(?)").bind(&name).fetch_all(&mut *conn).await?;
+        for c in columns.iter().filter(|c| matches!(c.get::<i64, _>(1), 2 | 3)) {
+            found.push(object(QueryKind::GeneratedColumn, format!("{name}.{}", c.get::<String, _>(0)), sql.clone()));
+        }
+        let indexes =
+            sqlx::query("SELECT name, partial FROM pragma_index_list(?)").bind(&name).fetch_all(&mut *conn).await?;
+        for index in &indexes {
+            let (index, partial): (String, i64) = (index.get(0), index.get(1));
+            // A key column with cid -2 is an expression.
+            let on_expression: i64 = sqlx::query("SELECT count(*) FROM pragma_index_xinfo(?) WHERE cid = -2")
+                .bind(&index)
+                .fetch_one(&mut *conn)
+                .await?
+                .get(0);
+            if partial != 0 || on_expression > 0 {
+                found.push(object(QueryKind::ExpressionIndex, index, String::new()));
+            }
+        }
+    }
+    Ok(found)
 }
 
 enum Failure {

@@ -12,10 +12,12 @@ use backup_domain::credentials::{CredentialColumn, Restored};
 use backup_domain::encryption::{KeyStoreDecision, KeyStoreRow};
 use backup_domain::manifest::PURGED_ON_RESTORE;
 use backup_domain::ports::{Contents, Database, LiveDatabase, SnapshotKind};
-use backup_domain::restore::{DatabaseFiles, PostRestorePlan};
+use backup_domain::restore::{DatabaseFiles, PostRestorePlan, QueryKind};
 use backup_sqlite::{SqliteDatabase, SqliteFiles};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn fixture(dir: &Path) -> PathBuf {
     let db = dir.join("framerr.db");
@@ -125,13 +127,13 @@ async fn post_restore_stops_at_its_deadline() {
 async fn check_reports_version_and_tables_and_refuses_damage() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
-    let facts = SqliteFiles.check(&db, &["users", "no_such_table"]).await.unwrap();
+    let facts = SqliteFiles.check(&db, &["users", "no_such_table"], MINUTE).await.unwrap();
     assert_eq!(facts.user_version, 48);
     assert_eq!(facts.counts, [("users".to_owned(), 4)]);
     assert!(facts.tables.contains(&"users".to_owned()) && facts.tables.contains(&"system_config".to_owned()));
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
-    assert!(SqliteFiles.check(&garbage, &[]).await.is_err());
+    assert!(SqliteFiles.check(&garbage, &[], MINUTE).await.is_err());
     // A checked file leaves no -wal or -shm behind.
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -162,4 +164,66 @@ async fn the_live_database_is_absent_readable_or_damaged_and_a_damaged_one_is_co
         let left: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.iter().all(|n| n.to_string_lossy().starts_with(".framerr-owner-")), "{left:?}");
     }
+}
+
+#[tokio::test]
+async fn what_computes_with_the_files_own_code_is_found_from_the_schema_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // Framerr's own: the search index, nothing else.
+    let framerrs = SqliteFiles.computed(&db).await.unwrap();
+    assert_eq!(
+        framerrs.iter().map(|q| (q.kind, q.name.as_str())).collect::<Vec<_>>(),
+        [(QueryKind::VirtualTable, "media_library_fts")]
+    );
+    // Each would cost minutes or gigabytes when checked or read; finding
+    // them evaluates none (a check of this file would run for ever).
+    exec(
+        &db,
+        "CREATE VIEW endless AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r;
+         CREATE TABLE huge (id INTEGER PRIMARY KEY, big TEXT GENERATED ALWAYS AS (printf('%.*c', 300000000, 'x')) VIRTUAL);
+         INSERT INTO huge (id) VALUES (1), (2), (3);
+         CREATE TABLE costly (n INTEGER);
+         INSERT INTO costly VALUES (1);
+         CREATE INDEX on_expression ON costly (length(hex(zeroblob(50000000 + n))));
+         CREATE INDEX with_condition ON costly (n) WHERE n > 0;",
+    )
+    .await;
+    let started = Instant::now();
+    let mut found: Vec<(QueryKind, String)> =
+        SqliteFiles.computed(&db).await.unwrap().into_iter().map(|q| (q.kind, q.name)).collect();
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(
+        found,
+        [
+            (QueryKind::View, "endless".to_owned()),
+            (QueryKind::GeneratedColumn, "huge.big".to_owned()),
+            (QueryKind::VirtualTable, "media_library_fts".to_owned()),
+            (QueryKind::ExpressionIndex, "on_expression".to_owned()),
+            (QueryKind::ExpressionIndex, "with_condition".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_check_of_a_hostile_file_stops_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    exec(
+        &db,
+        // Built cheaply, then its definition swapped for one that costs
+        // milliseconds a row and gives the same values.
+        "CREATE TABLE costly (n INTEGER);
+         WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 3000) INSERT INTO costly SELECT x FROM r;
+         CREATE INDEX on_expression ON costly ((n + 0));
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET sql = replace(sql, '(n + 0)', '(n + 0 * length(hex(zeroblob(5000000 + n))))') WHERE name = 'on_expression';
+         PRAGMA writable_schema = OFF;",
+    )
+    .await;
+    let started = Instant::now();
+    let err = SqliteFiles.check(&db, &[], Duration::from_secs(1)).await.unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(err.contains("stopped after 1 s"), "{err}");
 }

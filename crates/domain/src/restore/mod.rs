@@ -32,8 +32,8 @@ pub use policy::{
 };
 pub use ports::{
     ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles,
-    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryObject, StageError, Staged, Unsealed,
-    Unsealer,
+    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryKind, QueryObject, StageError, Staged,
+    Unsealed, Unsealer,
 };
 
 use crate::auth::Sessions;
@@ -306,13 +306,21 @@ impl Restorer {
         live: &LiveDatabase,
         count: &[&str],
     ) -> Result<DatabaseFacts, RestoreError> {
-        let facts = self.db_files.check(staged.database(), count).await.map_err(|e| match e {
+        let db_error = |e: DbError| match e {
             DbError::Other(_) => RestoreError::Database(e),
             DbError::Full(_) => RestoreError::Full(e.to_string()),
             e => RestoreError::BadDatabase(e.to_string()),
-        })?;
+        };
+        // Decided before anything evaluates it: checking the file runs its
+        // expressions.
+        check_queries(&self.db_files.computed(staged.database()).await.map_err(db_error)?)?;
+        let facts =
+            self.db_files.check(staged.database(), count, self.post_restore_deadline).await.map_err(|e| match e {
+                DbError::Other(_) => RestoreError::Database(e),
+                DbError::Full(_) => RestoreError::Full(e.to_string()),
+                e => RestoreError::BadDatabase(e.to_string()),
+            })?;
         check_tables(&facts.tables)?;
-        check_queries(&facts.queries)?;
         check_version(facts.user_version, live.user_version())?;
         Ok(facts)
     }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::assets::AssetFolder;
 use crate::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
-use crate::restore::ports::QueryObject;
+use crate::restore::ports::{QueryKind, QueryObject};
 
 /// Where an archive entry goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,15 +214,23 @@ pub fn check_tables(tables: &[String]) -> Result<(), NotFramerr> {
 /// table over `media_library`. Rebuilding it reads its content table.
 pub const SEARCH_INDEX: &str = "media_library_fts";
 
-/// Framerr makes no view and one virtual table. Anything else that runs a
-/// query of the file's own is refused, before post-restore reads it: a
-/// view named like a purged table would survive the purge (and hide
-/// sessions in it), and a search index over an endless view would keep
-/// restore busy until its deadline.
+/// Framerr makes no view, no generated column, no index on an expression
+/// or with a condition, and one virtual table. Anything else that computes
+/// with the file's own code is refused before anything reads it: a view
+/// named like a purged table would survive the purge (and hide sessions in
+/// it), a search index over an endless view or an index on a costly
+/// expression would keep a core busy for as long as the check ran, and a
+/// generated column can make a tiny archive take gigabytes to read.
 pub fn check_queries(queries: &[QueryObject]) -> Result<(), NotFramerr> {
     for q in queries {
-        if q.view {
-            return Err(NotFramerr(format!("it has a view ({:?}), and Framerr's has none", q.name)));
+        let what = match q.kind {
+            QueryKind::View => "a view",
+            QueryKind::GeneratedColumn => "a generated column",
+            QueryKind::ExpressionIndex => "an index on an expression or with a condition",
+            QueryKind::VirtualTable => "",
+        };
+        if !what.is_empty() {
+            return Err(NotFramerr(format!("it has {what} ({:?}), and Framerr's has none", q.name)));
         }
         if q.name != SEARCH_INDEX || !is_search_index(&q.sql) {
             return Err(NotFramerr(format!(
@@ -270,7 +278,11 @@ mod tests {
 
     #[test]
     fn only_framerrs_search_index_may_run_a_query_of_the_files_own() {
-        let q = |view: bool, name: &str, sql: &str| QueryObject { view, name: name.into(), sql: sql.into() };
+        let q = |view: bool, name: &str, sql: &str| QueryObject {
+            kind: if view { QueryKind::View } else { QueryKind::VirtualTable },
+            name: name.into(),
+            sql: sql.into(),
+        };
         let framerrs = "CREATE VIRTUAL TABLE media_library_fts USING fts5(\n title,\n original_title,\n summary,\n actors,\n director,\n content=media_library,\n content_rowid=id\n )";
         assert!(check_queries(&[q(false, SEARCH_INDEX, framerrs)]).is_ok());
         assert!(
@@ -285,6 +297,8 @@ mod tests {
             q(false, SEARCH_INDEX, &framerrs.replace("fts5", "fts4")),
             q(false, "notes_fts", &framerrs.replace("media_library_fts", "notes_fts")),
             q(false, SEARCH_INDEX, "CREATE VIRTUAL TABLE media_library_fts USING series"),
+            QueryObject { kind: QueryKind::GeneratedColumn, name: "integrations.config".into(), sql: String::new() },
+            QueryObject { kind: QueryKind::ExpressionIndex, name: "slow".into(), sql: String::new() },
         ] {
             assert!(check_queries(std::slice::from_ref(&bad)).is_err(), "{bad:?}");
         }

@@ -219,15 +219,25 @@ pub struct DatabaseFacts {
     pub tables: Vec<String>,
     /// Rows of the tables asked for that exist.
     pub counts: Vec<(String, i64)>,
-    /// Views and virtual tables: what runs a query of the file's own when
-    /// it is read.
-    pub queries: Vec<QueryObject>,
 }
 
-/// A view or a virtual table, with the SQL that defines it.
+/// What in a database's schema computes with the file's own code when the
+/// file is read or checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    View,
+    VirtualTable,
+    /// A column computed from an expression (`GENERATED ALWAYS AS`).
+    GeneratedColumn,
+    /// An index on an expression, or with a `WHERE` clause.
+    ExpressionIndex,
+}
+
+/// One such object, with the SQL that defines it (a generated column's is
+/// its table's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryObject {
-    pub view: bool,
+    pub kind: QueryKind,
     pub name: String,
     pub sql: String,
 }
@@ -273,7 +283,11 @@ pub trait DatabaseFiles: Send + Sync {
     /// `integrity_check`, `user_version`, the tables, and the rows of the
     /// tables in `count` (those that exist). An error means the file is no
     /// usable database.
-    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError>;
+    async fn check(&self, path: &Path, count: &[&str], deadline: Duration) -> Result<DatabaseFacts, DbError>;
+    /// What in the schema computes with the file's own code, read from the
+    /// schema alone (nothing of it runs): decided on before [`Self::check`],
+    /// which evaluates it.
+    async fn computed(&self, path: &Path) -> Result<Vec<QueryObject>, DbError>;
     /// Post-restore on a staged copy, in one transaction. Triggers the
     /// staged database carries do not run (they are set aside and put back
     /// unchanged), and the work stops at the plan's deadline.

@@ -225,15 +225,13 @@ pub struct DbFiles(pub Arc<World>);
 
 #[async_trait]
 impl DatabaseFiles for DbFiles {
-    async fn check(&self, path: &Path, count: &[&str]) -> Result<DatabaseFacts, DbError> {
+    async fn computed(&self, _: &Path) -> Result<Vec<crate::restore::QueryObject>, DbError> {
+        Ok(vec![])
+    }
+    async fn check(&self, path: &Path, count: &[&str], _: std::time::Duration) -> Result<DatabaseFacts, DbError> {
         self.0.log.push(format!("check {}", path.display()));
         let counts = count.iter().map(|t| ((*t).to_owned(), 2)).collect();
-        Ok(DatabaseFacts {
-            user_version: self.0.staged_version,
-            tables: self.0.tables.clone(),
-            counts,
-            queries: vec![],
-        })
+        Ok(DatabaseFacts { user_version: self.0.staged_version, tables: self.0.tables.clone(), counts })
     }
     async fn post_restore(&self, _: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError> {
         self.0.log.push("post-restore");
