@@ -589,6 +589,47 @@ async fn a_full_disk_at_any_step_of_a_restore_is_507_and_changes_nothing() {
     assert_eq!(seen, [200, 507].into(), "the sizes tried should cover both outcomes");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_changes_happen_one_at_a_time_and_say_so() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let server = serve(&inst, &[]);
+    let c = client();
+    let url = |path: &str| format!("{}/api/backup/encryption{path}", server.base);
+    for round in 0..5 {
+        // Two enables at once: one wins, the other is told, and the
+        // winner's password is the one that works.
+        let enable =
+            |password: &'static str| admin(c.post(url("/enable"))).json(&json!({ "password": password })).send();
+        let (a, b) = tokio::join!(enable("password A!"), enable("password B!"));
+        let (a, b) = (a.unwrap().status(), b.unwrap().status());
+        let won: Vec<&str> = [(a, "password A!"), (b, "password B!")]
+            .into_iter()
+            .filter(|(s, _)| *s == StatusCode::OK)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {a} {b}");
+        assert!([a, b].iter().all(|s| [StatusCode::OK, StatusCode::CONFLICT].contains(s)), "round {round}: {a} {b}");
+        // Disable racing a reset: whatever the answers, the state agrees.
+        let disable = admin(c.post(url("/disable"))).json(&json!({ "password": won[0] })).send();
+        let reset = admin(c.post(url("/reset-password"))).json(&json!({ "password": "password C!" })).send();
+        let (disabled, _) = tokio::join!(disable, reset);
+        let disabled = disabled.unwrap().status();
+        let status = json_of(admin(c.get(url("/status"))).send().await.unwrap()).await.1;
+        if disabled == StatusCode::OK {
+            assert_eq!(status["enabled"], false, "round {round}: disabled, yet {status}");
+        } else {
+            assert_eq!(status["enabled"], true, "round {round}: {disabled}, {status}");
+            let (s, body) = json_of(
+                admin(c.post(url("/disable"))).json(&json!({ "password": "password C!" })).send().await.unwrap(),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "round {round}: {body}");
+        }
+    }
+}
+
 /// Opens `n` connections to `port` that send one header line (`header`)
 /// or one byte of a sign-in's body (`body`) every 2 s, never finishing;
 /// prints how many the server closed within `secs`.

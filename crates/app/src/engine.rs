@@ -156,7 +156,7 @@ impl Engine {
             scheduled: ScheduledBackups::new(creator.clone()).with_notifier(notifier),
             verifier,
             notifications,
-            encryption: BackupEncryption { key_store: db.clone(), vault },
+            encryption: BackupEncryption { key_store: db.clone(), vault, instance: Some(creator.clone()) },
             sign_in: SignIn::new(db.clone(), Arc::new(BcryptCredentials), Arc::new(SystemClock)),
             sessions: db,
             scratch,

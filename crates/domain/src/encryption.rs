@@ -261,6 +261,8 @@ pub enum EncryptionError {
     Db(#[from] DbError),
     #[error(transparent)]
     Store(#[from] crate::StoreError),
+    #[error("a backup, restore or encryption change is in progress; try again when it ends")]
+    Busy,
 }
 
 /// A stored backup that could not be given a new header, and why.
@@ -275,6 +277,9 @@ pub struct RewriteFailure {
 pub struct BackupEncryption {
     pub key_store: std::sync::Arc<dyn KeyStore>,
     pub vault: std::sync::Arc<dyn KeyVault>,
+    /// When set, every change holds the instance as a backup does: none
+    /// runs beside a backup being sealed, a restore, or another change.
+    pub instance: Option<crate::create::Creator>,
 }
 
 impl std::fmt::Debug for BackupEncryption {
@@ -295,9 +300,17 @@ impl BackupEncryption {
         Ok(self.key_store.get().await?.is_some_and(|r| r.enabled))
     }
 
+    async fn hold(&self) -> Result<Option<crate::create::Hold>, EncryptionError> {
+        match &self.instance {
+            Some(creator) => creator.hold().await.map(Some).map_err(|_| EncryptionError::Busy),
+            None => Ok(None),
+        }
+    }
+
     /// Needs the instance key; already enabled is refused (409 in the API).
     pub async fn enable(&self, password: &Password) -> Result<(), EncryptionError> {
         check_length(password)?;
+        let _hold = self.hold().await?;
         if !self.vault.has_server_key() {
             return Err(VaultError::NoServerKey.into());
         }
@@ -310,6 +323,7 @@ impl BackupEncryption {
 
     /// Needs the current password; existing encrypted backups stay so.
     pub async fn disable(&self, password: &Password) -> Result<(), EncryptionError> {
+        let _hold = self.hold().await?;
         let row = self.key_store.get().await?.ok_or(EncryptionError::NotEnabled)?;
         if !self.vault.password_opens(&row, password) {
             return Err(EncryptionError::WrongPassword);
@@ -326,6 +340,7 @@ impl BackupEncryption {
         stores: &[std::sync::Arc<dyn crate::ports::BackupStore>],
     ) -> Result<Vec<RewriteFailure>, EncryptionError> {
         check_length(password)?;
+        let _hold = self.hold().await?;
         let row = self.key_store.get().await?.ok_or(EncryptionError::NotEnabled)?;
         let new_row = self.vault.with_new_password(&row, password)?;
         self.key_store.put(&new_row).await?;

@@ -91,7 +91,7 @@ impl From<EncryptionError> for ApiError {
             EncryptionError::PasswordTooShort | EncryptionError::Vault(VaultError::NoServerKey) => {
                 StatusCode::BAD_REQUEST
             }
-            EncryptionError::AlreadyEnabled => StatusCode::CONFLICT,
+            EncryptionError::AlreadyEnabled | EncryptionError::Busy => StatusCode::CONFLICT,
             EncryptionError::NotEnabled => StatusCode::NOT_FOUND,
             EncryptionError::WrongPassword => StatusCode::FORBIDDEN,
             _ => return ApiError::internal("Backup encryption", e),

@@ -49,7 +49,11 @@ fn harness() -> Harness {
     let state = AppState {
         backups: ScheduledBackups::new(restorer.creator.clone()),
         restorer,
-        encryption: BackupEncryption { key_store: Arc::new(MemoryKeyStore::default()), vault: Arc::new(Vault) },
+        encryption: BackupEncryption {
+            key_store: Arc::new(MemoryKeyStore::default()),
+            vault: Arc::new(Vault),
+            instance: None,
+        },
         sessions: Arc::new(Accounts(world.clone())),
         scratch: Arc::new(NoScratch),
         events: broadcast::channel(16).0,

@@ -38,7 +38,7 @@ pub enum OpenError {
     /// iterations, wrapped key) is not the current password's: only the
     /// password in use when it was made could open it, or it was damaged.
     #[error(
-        "its password header does not match the current backup password: it would open only with the password in use when it was made, or the header is damaged"
+        "its password header does not match the current backup password: it would open only with the password in use when it was made (a reset-password that was interrupted: run `framerr-backup encryption reset-password` again to give it the current one), or the header is damaged"
     )]
     PasswordSideDiffers,
     /// The FRMRBKUP container is malformed: Framerr's message.
