@@ -235,8 +235,15 @@ fn a_well_formed_planted_journal_never_removes_or_replaces_a_live_file() {
             let err = inst.fails(args);
             assert!(err.contains("journal") && err.contains("delete it"), "{journal}\n{args:?}: {err}");
         }
-        std::fs::remove_file(inst.data().join(old_database)).unwrap();
+        // Without its journal, an old copy is the user's to decide about
+        // (a folder copied mid-restore, a journal deleted as advised): it
+        // stays, and every command says so.
         std::fs::remove_file(inst.data().join(".framerr-restore-journal.json")).unwrap();
+        let out = inst.run(&["list"]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.contains("moved aside"), "{journal}: {said}");
+        assert!(inst.data().join(old_database).exists(), "{journal}: an old copy was deleted");
+        std::fs::remove_file(inst.data().join(old_database)).unwrap();
         assert_eq!(tree(&inst.data()), before, "{journal}");
     }
 }

@@ -9,7 +9,7 @@ use backup_crypto::unseal::EnvelopeUnsealer;
 use backup_crypto::{BcryptCredentials, FieldCrypto};
 use backup_domain::auth::{Sessions, SignIn};
 use backup_domain::notify::{Notifier, Silent};
-use backup_domain::ports::{BackupStore, FieldCipher, Progress, Scratch};
+use backup_domain::ports::{BackupStore, FieldCipher, LockError, Progress, Scratch};
 use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::verification::Verifier;
 use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
@@ -186,8 +186,14 @@ impl Engine {
             }
             match lock.acquire_blocking(Duration::ZERO) {
                 Ok((_held, recovered)) => recovered,
-                Err(e) => {
+                // Someone else is working: theirs to finish.
+                Err(e @ LockError::Busy(_)) => {
                     tracing::info!(error = %e, "not recovering now");
+                    None
+                }
+                // A journal that cannot be acted on: the user must know.
+                Err(e) => {
+                    tracing::warn!("{e}");
                     None
                 }
             }

@@ -551,10 +551,22 @@ fn recover(layout: &Layout, swap: &SwapGate) -> Result<Option<Recovered>, Journa
         std::fs::remove_file(&path).map_err(|source| JournalError::Io { path: path.display().to_string(), source })?;
         backup_fsutil::sync_parent(&path);
     }
-    // No journal now: old copies left by a dead process are garbage (they
-    // are only ever made after a journal is written, and removed before it).
+    // No journal now: staging and scratch left by a dead process are
+    // garbage. Old copies are not: they are only ever made after a journal
+    // is written and gone before it is removed, so one found without a
+    // journal is the instance's own files moved aside (a rollback that
+    // failed, a journal deleted by hand, a folder copied mid-restore). They
+    // stay, and are reported, until someone decides.
     for dir in layout.working_dirs() {
-        remove_stale_temporaries(&dir, &[STAGING_PREFIX, JOURNAL_PREFIX, SCRATCH_PREFIX, OLD_PREFIX]);
+        remove_stale_temporaries(&dir, &[STAGING_PREFIX, JOURNAL_PREFIX, SCRATCH_PREFIX]);
+        for old in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if old.file_name().to_string_lossy().starts_with(OLD_PREFIX) {
+                tracing::warn!(
+                    path = %old.path().display(),
+                    "a copy an interrupted restore moved aside, with no journal to put it back: kept; move it back over the live file or folder, or delete it"
+                );
+            }
+        }
     }
     remove_stale_temporaries(&layout.scratch, &[SCRATCH_PREFIX]);
     Ok(outcome)
