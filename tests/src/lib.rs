@@ -402,6 +402,12 @@ impl Tmpfs {
         assert!(status.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {} (run as root)", dir.display());
         Tmpfs(dir.to_path_buf())
     }
+
+    /// Makes it read-only (or writable again).
+    pub fn read_only(&self, read_only: bool) {
+        let mode = if read_only { "remount,ro" } else { "remount,rw" };
+        assert!(Command::new("mount").args(["-o", mode]).arg(&self.0).status().is_ok_and(|s| s.success()));
+    }
 }
 
 impl Drop for Tmpfs {

@@ -119,3 +119,24 @@ fn an_encrypted_backup_its_password_no_longer_opens_fails_verification() {
         std::fs::remove_file(&file).unwrap();
     }
 }
+
+#[test]
+#[ignore = "needs root to mount a tmpfs (CI runs as root and runs it)"]
+fn a_read_only_instance_is_checked_where_it_can_be_and_never_called_missing_or_damaged() {
+    let inst = Instance::empty();
+    let disk = backup_e2e::Tmpfs::mount(&inst.data(), "64m");
+    backup_e2e::copy_tree(&backup_e2e::fixtures().join("instance-plain"), &inst.data());
+    inst.ok(&["create"]);
+    disk.read_only(true);
+    // No room to check here is this side's problem: "could not be
+    // checked" (exit 2), never a failed backup (exit 1).
+    let out = inst.run(&["verify", "--all"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(!said.contains("FAILED"), "{said}");
+    // The database is there: whatever the trouble, it is not "not found".
+    let out = inst.run(&["encryption", "status"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!said.contains("not found"), "{said}");
+    disk.read_only(false);
+}

@@ -242,7 +242,7 @@ pub(crate) struct VerifyArgs {
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub(crate) backup: Option<String>,
     /// Verify every stored backup in every destination; exits 1 if any
-    /// fails, 2 if some could not be checked (encrypted under an earlier key)
+    /// fails, 2 if some could not be checked (encrypted under an earlier key, or no room or permission to check here)
     #[arg(long)]
     pub(crate) all: bool,
     /// Read the password of an encrypted backup from one line of standard

@@ -16,7 +16,7 @@ use crate::encryption::KeyStore;
 use crate::error::StoreError;
 use crate::name::BackupName;
 use crate::ports::{BackupStore, Clock};
-use crate::restore::{BackupKey, OpenError, RestoreError, Restorer, Source, VerifyReport};
+use crate::restore::{BackupKey, OpenError, RestoreError, Restorer, Source, StageError, VerifyReport};
 use crate::secret::Password;
 use crate::timefmt;
 
@@ -34,8 +34,10 @@ pub enum Outcome {
     Passed,
     /// The backup is damaged, unreadable or would be refused by a restore.
     Failed,
-    /// It could not be checked without its password (sealed under an
-    /// earlier backup encryption key, or no instance key).
+    /// It could not be checked: without its password (sealed under an
+    /// earlier backup encryption key, or no instance key), or for want of
+    /// room or permission to check it here (this side's problem, not the
+    /// backup's).
     Skipped,
     /// The destination holds no backup.
     Empty,
@@ -114,10 +116,22 @@ fn key_problem(e: &RestoreError) -> bool {
     matches!(e, RestoreError::Open(OpenError::PasswordRequired | OpenError::EarlierKey | OpenError::WrongPassword))
 }
 
+/// Whether checking failed on this side (writing its scratch copy, a full
+/// disk, the instance busy), which says nothing of the backup.
+fn checker_problem(e: &RestoreError) -> bool {
+    matches!(
+        e,
+        RestoreError::Stage(StageError::Io { .. })
+            | RestoreError::Full(_)
+            | RestoreError::Busy(_)
+            | RestoreError::InProgress
+    )
+}
+
 fn outcome_of(result: &Result<VerifyReport, RestoreError>) -> Outcome {
     match result {
         Ok(_) => Outcome::Passed,
-        Err(e) if key_problem(e) => Outcome::Skipped,
+        Err(e) if key_problem(e) || checker_problem(e) => Outcome::Skipped,
         Err(_) => Outcome::Failed,
     }
 }

@@ -149,7 +149,9 @@ pub(crate) fn map_err(path: &Path, e: sqlx::Error) -> DbError {
     match code.as_deref() {
         Some("26") => DbError::NotSqlite(display(path)),
         Some("11") => DbError::Corrupt { path: display(path), detail: e.to_string() },
-        Some("14") => DbError::Missing(display(path)),
+        // SQLITE_CANTOPEN: missing, or there but not to be opened (a
+        // read-only folder, permissions), which is not "not found".
+        Some("14") if std::fs::symlink_metadata(path).is_err() => DbError::Missing(display(path)),
         // SQLITE_FULL.
         Some("13") => DbError::Full(display(path)),
         _ => DbError::Other(format!("{}: {e}", display(path))),
