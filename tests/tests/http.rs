@@ -672,15 +672,15 @@ while time.time() - start < secs:
 print(opened, len(closed))
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
-    let inst = Instance::from_fixture();
-    add_sessions(&inst);
-    schedule_off(&inst);
-    // A small container's file limit.
+/// `serve` under `ulimit -n limit`: its connection cap is half of it, an
+/// address's share a quarter of that.
+fn serve_with_file_limit(inst: &Instance, limit: u32) -> Server {
     let probe = inst.command(&["serve", "--listen", "127.0.0.1:0"]);
     let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c").arg("ulimit -n 128 && exec \"$0\" \"$@\"").arg(probe.get_program()).args(probe.get_args());
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(probe.get_program())
+        .args(probe.get_args());
     for (k, v) in probe.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
@@ -688,7 +688,49 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
         };
     }
     cmd.current_dir(inst.dir.path()).env("FRAMERR_BACKUP_TOKEN", TOKEN);
-    let server = Server::spawn(cmd);
+    Server::spawn(cmd)
+}
+
+/// Holds `share` idle connections to `port`, then tries one more; prints
+/// whether it was refused, then whether a connection made after letting
+/// the others go is answered.
+const PY_ONE_ADDRESS: &str = r#"
+import socket, sys, time
+port, share = int(sys.argv[1]), int(sys.argv[2])
+request = b"GET /api/auth/setup/status HTTP/1.1\r\nHost: x\r\n\r\n"
+def ask():
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(3)
+    try:
+        s.sendall(request)
+        return "answered" if s.recv(12).startswith(b"HTTP/1.1") else "refused"
+    except OSError:
+        return "refused"
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(share)]
+time.sleep(0.5)
+print(ask())
+for s in held: s.close()
+time.sleep(0.5)
+print(ask())
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_a_quarter_of_the_connections() {
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    // 128 files: 64 connections, 16 for one address.
+    let server = serve_with_file_limit(&inst, 128);
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let out = python_ok(PY_ONE_ADDRESS, &[std::path::Path::new(&port), std::path::Path::new("16")]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["refused", "answered"], "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    // A small container's file limit.
+    let server = serve_with_file_limit(&inst, 128);
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let slow = std::process::Command::new("python3")
         .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24", "header"])

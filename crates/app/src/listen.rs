@@ -1,12 +1,15 @@
 //! Accepting connections on a home LAN: a cap on how many are open (below
-//! the process's file limit, so the server never runs out of descriptors),
-//! a deadline for a request's headers, and an idle timeout, so that slow
-//! or silent clients cannot hold the server.
+//! the process's file limit, so the server never runs out of descriptors)
+//! and a share of it per address, a deadline for a request's headers, and
+//! an idle timeout, so that slow, silent or greedy clients cannot hold the
+//! server.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -52,6 +55,8 @@ pub async fn serve_connections(
     let cap = connection_cap();
     tracing::debug!(cap, "accepting connections");
     let slots = Arc::new(Semaphore::new(cap));
+    let share = client_share(cap);
+    let per_client: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -66,6 +71,10 @@ pub async fn serve_connections(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(client) = ClientSlot::take(&per_client, peer.ip().to_canonical(), share) else {
+            tracing::warn!(%peer, share, "too many connections from one address; closing a new one");
+            continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, cap, "too many connections; closing a new one");
@@ -84,13 +93,52 @@ pub async fn serve_connections(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
-            drop(slot);
+            drop((slot, client));
         });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {}
+    }
+}
+
+/// How many of the `cap` connections one address may hold: a quarter, so
+/// that one client (keep-alive connections polling, or trickling) cannot
+/// shut everyone else out. A reverse proxy on this machine is one address
+/// too: at most this many requests through it at once.
+pub fn client_share(cap: usize) -> usize {
+    (cap / 4).max(4)
+}
+
+/// One connection counted against its address's share; given back when
+/// dropped.
+struct ClientSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, share: usize) -> Option<ClientSlot> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= share {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { counts: counts.clone(), ip })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 
