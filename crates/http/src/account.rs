@@ -18,7 +18,7 @@ use crate::{ApiError, ApiResult, AppState, TrustedProxies};
 
 /// The address failures are counted for: the peer's, or, behind a reverse
 /// proxy we trust (loopback, or one named), the client address it reports.
-fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
+pub(crate) fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap, proxies: &TrustedProxies) -> String {
     let Some(peer) = peer else { return "unknown".into() };
     if !proxies.trusts(peer.ip()) {
         return peer.ip().to_string();

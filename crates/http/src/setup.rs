@@ -24,13 +24,18 @@ pub(crate) const SESSION_TTL: Duration = Duration::from_secs(30 * 60);
 pub(crate) const MAX_ATTEMPTS: u32 = 5;
 pub(crate) const COOLDOWN: Duration = Duration::from_secs(1);
 /// Encrypted uploads that may wait for their password at once, and their
-/// bytes together: an unauthenticated client must not fill the disk.
+/// bytes together: an unauthenticated client must not fill the disk. One
+/// address has one waiting upload (a new one replaces it), and when all
+/// are taken the oldest makes room: nobody can keep the real user out.
 pub(crate) const MAX_PENDING: usize = 4;
 pub(crate) const MAX_PENDING_BYTES: u64 = 4 << 30;
 
 struct Pending {
-    /// Deleted (dropped) after the fifth wrong password.
+    /// Deleted (dropped) after the fifth wrong password; then the entry
+    /// only answers 410 and takes no room.
     upload: Option<Arc<dyn BackupFile>>,
+    /// Who uploaded it (as sign-in counts clients).
+    client: String,
     created: Instant,
     attempts: u32,
     last_try: Option<Instant>,
@@ -105,7 +110,13 @@ fn setup_request(upload: Arc<dyn BackupFile>, password: Option<Password>) -> Res
     }
 }
 
-pub(crate) async fn restore(State(state): State<AppState>, multipart: Multipart) -> ApiResult<Json<Value>> {
+pub(crate) async fn restore(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+    multipart: Multipart,
+) -> ApiResult<Json<Value>> {
+    let client = crate::account::client_address(peer.map(|p| p.0.0), &headers, &state.trusted_proxies);
     let upload = crate::upload::receive(&state, multipart).await?;
     match state.restorer.format(&Source::File(upload.clone())).await? {
         BackupFormat::Plain => {
@@ -115,16 +126,26 @@ pub(crate) async fn restore(State(state): State<AppState>, multipart: Multipart)
         BackupFormat::Encrypted => {
             let id = uuid();
             let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.retain(|_, p| p.created.elapsed() < SESSION_TTL);
-            let bytes: u64 = pending.values().filter_map(|p| p.upload.as_ref()).map(|u| u.size()).sum();
-            if pending.len() >= MAX_PENDING || bytes + upload.size() > MAX_PENDING_BYTES {
+            pending.retain(|_, p| p.created.elapsed() < SESSION_TTL && p.client != client);
+            if upload.size() > MAX_PENDING_BYTES {
                 return Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many uploaded backups are waiting for their password; try again later",
-                )
-                .with(json!({ "retryAfter": 60 })));
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The backup is larger than an encrypted upload may be while it waits for its password",
+                ));
             }
-            let entry = Pending { upload: Some(upload), created: Instant::now(), attempts: 0, last_try: None };
+            // The oldest waiting uploads make room.
+            loop {
+                let waiting: Vec<(&String, &Pending)> = pending.iter().filter(|(_, p)| p.upload.is_some()).collect();
+                let bytes: u64 = waiting.iter().filter_map(|(_, p)| p.upload.as_ref()).map(|u| u.size()).sum();
+                if waiting.len() < MAX_PENDING && bytes + upload.size() <= MAX_PENDING_BYTES {
+                    break;
+                }
+                let Some(oldest) = waiting.iter().min_by_key(|(_, p)| p.created).map(|(id, _)| (*id).clone()) else {
+                    break;
+                };
+                pending.remove(&oldest);
+            }
+            let entry = Pending { upload: Some(upload), client, created: Instant::now(), attempts: 0, last_try: None };
             pending.insert(id.clone(), entry);
             Ok(Json(json!({ "encrypted": true, "restoreId": id })))
         }

@@ -432,7 +432,7 @@ async fn a_daily_schedule_has_no_day_of_week() {
 }
 
 #[tokio::test]
-async fn closed_setup_refuses_before_reading_and_waiting_uploads_are_capped() {
+async fn closed_setup_refuses_before_reading_and_no_address_can_keep_others_from_uploading() {
     let h = harness();
     *h.world.users.lock().unwrap() = vec![true];
     // Refused before the (large, unread) body matters.
@@ -445,9 +445,10 @@ async fn closed_setup_refuses_before_reading_and_waiting_uploads_are_capped() {
         .unwrap();
     let (s, _, body) = raw(&h.state, request).await;
     assert_eq!((s, body), (StatusCode::FORBIDDEN, json!({"error": "Restore is only available during initial setup"})));
-    // Open setup: four encrypted uploads wait for their password; a fifth is refused.
-    let upload = || {
-        Request::builder()
+    // Open setup: four encrypted uploads wait for their password.
+    *h.world.users.lock().unwrap() = vec![];
+    let upload = |from: &str| {
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri("/api/auth/setup/restore")
             .header("X-Framerr-Client", "1")
@@ -455,15 +456,37 @@ async fn closed_setup_refuses_before_reading_and_waiting_uploads_are_capped() {
             .body(Body::from(
                 "--X\r\nContent-Disposition: form-data; name=\"backup\"; filename=\"b\"\r\n\r\nFRMRBKUP\r\n--X--\r\n",
             ))
+            .unwrap();
+        let peer: std::net::SocketAddr = format!("{from}:40000").parse().unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    let mut ids = Vec::new();
+    for from in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+        let (s, _, body) = raw(&h.state, upload(from)).await;
+        assert_eq!((s, body["encrypted"].clone()), (StatusCode::OK, json!(true)), "{body}");
+        ids.push(body["restoreId"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(h.state.setup.pending(), 4);
+    // One address holds one: uploading again replaces its own.
+    let (s, _, _) = raw(&h.state, upload("10.0.0.4")).await;
+    assert_eq!((s, h.state.setup.pending()), (StatusCode::OK, 4));
+    // Whoever holds the others, a newcomer gets in: the oldest makes room.
+    let (s, _, body) = raw(&h.state, upload("192.168.1.20")).await;
+    assert_eq!((s, h.state.setup.pending()), (StatusCode::OK, 4), "{body}");
+    let decrypt = |id: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/auth/setup/restore/decrypt")
+            .header("X-Framerr-Client", "1")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({"restoreId": id, "password": "whatever it is"}).to_string()))
             .unwrap()
     };
-    for _ in 0..4 {
-        let (s, _, body) = raw(&h.state, upload()).await;
-        assert_eq!((s, body["encrypted"].clone()), (StatusCode::OK, json!(true)), "{body}");
+    for gone in [&ids[0], &ids[3]] {
+        let (s, _, body) = raw(&h.state, decrypt(gone)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
     }
-    let (s, _, body) = raw(&h.state, upload()).await;
-    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(h.state.setup.pending(), 4);
 }
 
 #[tokio::test(start_paused = true)]
