@@ -639,8 +639,10 @@ port, n, secs, mode = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sy
 start_line = {
     "header": b"GET /api/backup/status HTTP/1.1\r\nHost: x\r\n",
     "body": b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nX-Framerr-Client: 1\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
-}[mode]
-trickle = {"header": b"X-Slow: 1\r\n", "body": b" "}[mode]
+}[mode.replace("frontload", "body")]
+# A fast start (most of the body at once) buys no time for trickling.
+start_line = start_line + b" " * 50000 if mode == "frontload" else start_line
+trickle = {"header": b"X-Slow: 1\r\n", "body": b" ", "frontload": b" "}[mode]
 socks = []
 for i in range(n):
     try:
@@ -763,15 +765,23 @@ async fn a_body_trickled_a_byte_at_a_time_does_not_hold_its_connection() {
     let server = serve(&inst, &[]);
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     // Every idle timer restarts at each byte: only a pace for the body
-    // ends these (10 s of grace, then 1 KiB/s on average).
+    // ends these (10 KiB in every 10 s, until the body ends).
     let slow = std::process::Command::new("python3")
         .args(["-c", PY_SLOW_CLIENTS, &port, "20", "16", "body"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let frontloaded = std::process::Command::new("python3")
+        .args(["-c", PY_SLOW_CLIENTS, &port, "10", "24", "frontload"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let (opened, closed) = slow_clients_result(slow);
     assert_eq!(opened, 20);
     assert_eq!(closed, opened, "slow bodies kept their connections: {closed} of {opened} closed");
+    let (opened, closed) = slow_clients_result(frontloaded);
+    assert_eq!(opened, 10);
+    assert_eq!(closed, opened, "front-loaded bodies kept their connections: {closed} of {opened} closed");
 }
 
 /// Readers (the page's health and schedule polls, a scraper) keep getting

@@ -114,33 +114,53 @@ pub(crate) async fn not_found() -> Response {
     ApiError::not_found("Not found").into_response()
 }
 
-/// How long a request body may take to get going.
-const BODY_GRACE: Duration = Duration::from_secs(10);
-/// The pace a body must keep on average after that, in bytes a second: a
-/// dial-up modem's, well under any upload a person makes.
-const BODY_PACE: u64 = 1024;
+/// A request body must bring at least [`BODY_PACE_BYTES`] in every window
+/// of this length until it ends: a dial-up modem's pace, well under any
+/// upload a person makes.
+const BODY_WINDOW: Duration = Duration::from_secs(10);
+const BODY_PACE_BYTES: u64 = 10 * 1024;
 
-/// Every request body must keep up [`BODY_PACE`] after [`BODY_GRACE`]. The
+/// Every request body must keep a pace (see [`BODY_WINDOW`]). The
 /// connection's idle timer restarts at each byte, so without this a client
 /// sending a byte every few seconds would hold its connection, and a
-/// handler, for as long as it liked.
+/// handler, for as long as it liked; measured per window, not on average,
+/// so a fast start buys no hours of trickling after it.
 pub(crate) async fn steady_body(request: Request, next: Next) -> Response {
-    next.run(request.map(|body| Body::new(Steady { inner: body, started: Instant::now(), received: 0, timer: None })))
-        .await
+    next.run(
+        request.map(|body| Body::new(Steady { inner: body, window_start: Instant::now(), in_window: 0, timer: None })),
+    )
+    .await
 }
 
 struct Steady {
     inner: Body,
-    started: Instant,
-    received: u64,
+    window_start: Instant,
+    /// Bytes received since `window_start`.
+    in_window: u64,
     /// Made when the body first has to be waited for.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Steady {
-    fn due(&self) -> Instant {
-        self.started + BODY_GRACE + Duration::from_millis(self.received.saturating_mul(1000) / BODY_PACE)
+    /// Ends the window if it is over: `false` when it brought too little.
+    fn next_window(&mut self, now: Instant) -> bool {
+        if now < self.window_start + BODY_WINDOW {
+            return true;
+        }
+        if self.in_window < BODY_PACE_BYTES {
+            return false;
+        }
+        self.window_start = now;
+        self.in_window = 0;
+        if let Some(timer) = &mut self.timer {
+            timer.as_mut().reset(now + BODY_WINDOW);
+        }
+        true
     }
+}
+
+fn too_slow() -> axum::Error {
+    axum::Error::new("the request body arrived too slowly")
 }
 
 impl http_body::Body for Steady {
@@ -149,26 +169,31 @@ impl http_body::Body for Steady {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.received += data.len() as u64;
-                    let due = this.due();
-                    if let Some(timer) = &mut this.timer {
-                        timer.as_mut().reset(due);
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.in_window += data.len() as u64;
+                        if !this.next_window(Instant::now()) {
+                            return Poll::Ready(Some(Err(too_slow())));
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Poll::Pending => {
+                    let due = this.window_start + BODY_WINDOW;
+                    let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // The window is over while waiting: enough, and a new
+                    // one starts (poll again to wait on it), or too little.
+                    if !this.next_window(Instant::now()) {
+                        return Poll::Ready(Some(Err(too_slow())));
                     }
                 }
-                Poll::Ready(Some(Ok(frame)))
+                other => return other,
             }
-            Poll::Pending => {
-                let due = this.due();
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new("the request body arrived too slowly")))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            other => other,
         }
     }
 
