@@ -60,11 +60,13 @@ pub(crate) fn run(bin: &Path, data: &Path) -> Result {
     std::fs::copy(&fixture, backups.join(name)).map_err(|e| format!("{}: {e}", fixture.display()))?;
     // An enabled schedule that never ran: the server catches up at start.
     let schedule = r#"{"enabled":true,"frequency":"daily","hour":3,"maxBackups":30}"#;
+    // Ours is seeded from Framerr's when it is absent: a reused bench
+    // instance has one from an earlier run, with its last backup.
     let sql = format!(
-        "INSERT INTO system_config(key, value) VALUES('backupSchedule', '{schedule}') ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        "INSERT INTO system_config(key, value) VALUES('backupSchedule', '{schedule}') ON CONFLICT(key) DO UPDATE SET value = excluded.value; DELETE FROM system_config WHERE key = 'framerrBackupSchedule';"
     );
     let ok = Command::new("python3")
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
         .arg(data.join("framerr.db"))
         .arg(&sql)
         .status()
