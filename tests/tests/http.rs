@@ -734,11 +734,7 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
     // A small container's file limit.
     let server = serve_with_file_limit(&inst, 128);
     let port = server.base.rsplit(':').next().unwrap().to_owned();
-    let slow = std::process::Command::new("python3")
-        .args(["-c", PY_SLOW_CLIENTS, &port, "300", "24", "header"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let slow = slow_clients(&port, "300", "24", "header");
     // Past the 10 s header deadline, a real client is answered at once.
     tokio::time::sleep(Duration::from_secs(13)).await;
     let started = std::time::Instant::now();
@@ -749,6 +745,15 @@ async fn slow_clients_cannot_hold_the_server_even_with_few_file_descriptors() {
     let (opened, closed) = slow_clients_result(slow);
     assert!(opened > 0, "no slow connection could be opened");
     assert_eq!(closed, opened, "slow clients kept their connections: {closed} of {opened} closed");
+}
+
+/// Starts [`PY_SLOW_CLIENTS`]: `n` connections to `port` in `mode` for `secs`.
+fn slow_clients(port: &str, n: &str, secs: &str, mode: &str) -> std::process::Child {
+    std::process::Command::new("python3")
+        .args(["-c", PY_SLOW_CLIENTS, port, n, secs, mode])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn slow_clients_result(slow: std::process::Child) -> (u32, u32) {
@@ -766,16 +771,8 @@ async fn a_body_trickled_a_byte_at_a_time_does_not_hold_its_connection() {
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     // Every idle timer restarts at each byte: only a pace for the body
     // ends these (10 KiB in every 10 s, until the body ends).
-    let slow = std::process::Command::new("python3")
-        .args(["-c", PY_SLOW_CLIENTS, &port, "20", "16", "body"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let frontloaded = std::process::Command::new("python3")
-        .args(["-c", PY_SLOW_CLIENTS, &port, "10", "24", "frontload"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let slow = slow_clients(&port, "20", "16", "body");
+    let frontloaded = slow_clients(&port, "10", "24", "frontload");
     let (opened, closed) = slow_clients_result(slow);
     assert_eq!(opened, 20);
     assert_eq!(closed, opened, "slow bodies kept their connections: {closed} of {opened} closed");
