@@ -658,9 +658,11 @@ while time.time() - start < secs:
         if i in closed:
             continue
         try:
-            if s.recv(1) == b"":
-                closed.add(i)
-                continue
+            # An end, or an answer to a request that never finished: the
+            # server is done with it (it closes after answering).
+            s.recv(65536)
+            closed.add(i)
+            continue
         except BlockingIOError:
             pass
         except OSError:
@@ -772,7 +774,7 @@ async fn a_body_trickled_a_byte_at_a_time_does_not_hold_its_connection() {
     // Every idle timer restarts at each byte: only a pace for the body
     // ends these (10 KiB in every 10 s, until the body ends).
     let slow = slow_clients(&port, "20", "16", "body");
-    let frontloaded = slow_clients(&port, "10", "24", "frontload");
+    let frontloaded = slow_clients(&port, "10", "28", "frontload");
     let (opened, closed) = slow_clients_result(slow);
     assert_eq!(opened, 20);
     assert_eq!(closed, opened, "slow bodies kept their connections: {closed} of {opened} closed");
