@@ -121,45 +121,32 @@ fn interrupted_or(path: &Path, deadline: Duration, e: sqlx::Error) -> DbError {
 /// Views, virtual tables, generated columns and indexes on expressions or
 /// with conditions, read from the schema (none of them is evaluated).
 async fn computed(conn: &mut SqliteConnection) -> Result<Vec<QueryObject>, sqlx::Error> {
-    let object = |kind, name: String, sql: String| QueryObject { kind, name, sql };
     let mut found = Vec::new();
     // Virtual tables are the tables without pages of their own.
-    let schema = sqlx::query(
-        "SELECT type, name, coalesce(sql, ''), rootpage FROM sqlite_master WHERE type IN ('view', 'table')",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &schema {
-        let (kind, name, sql, rootpage): (String, String, String, i64) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        if kind == "view" {
-            found.push(object(QueryKind::View, name, sql));
-            continue;
-        }
-        if rootpage == 0 {
-            found.push(object(QueryKind::VirtualTable, name, sql));
-            continue;
-        }
-        // `hidden` 2 and 3: generated columns (virtual, stored).
-        let columns =
-            sqlx::query("SELECT name, hidden FROM pragma_table_xinfo(?)").bind(&name).fetch_all(&mut *conn).await?;
-        for c in columns.iter().filter(|c| matches!(c.get::<i64, _>(1), 2 | 3)) {
-            found.push(object(QueryKind::GeneratedColumn, format!("{name}.{}", c.get::<String, _>(0)), sql.clone()));
-        }
-        let indexes =
-            sqlx::query("SELECT name, partial FROM pragma_index_list(?)").bind(&name).fetch_all(&mut *conn).await?;
-        for index in &indexes {
-            let (index, partial): (String, i64) = (index.get(0), index.get(1));
-            // A key column with cid -2 is an expression.
-            let on_expression: i64 = sqlx::query("SELECT count(*) FROM pragma_index_xinfo(?) WHERE cid = -2")
-                .bind(&index)
-                .fetch_one(&mut *conn)
-                .await?
-                .get(0);
-            if partial != 0 || on_expression > 0 {
-                found.push(object(QueryKind::ExpressionIndex, index, String::new()));
-            }
-        }
+    let objects = sqlx::query(
+        "SELECT type = 'view', name, coalesce(sql, '') FROM sqlite_master
+         WHERE type = 'view' OR (type = 'table' AND rootpage = 0)",
+    );
+    for row in objects.fetch_all(&mut *conn).await? {
+        let kind = if row.get(0) { QueryKind::View } else { QueryKind::VirtualTable };
+        found.push(QueryObject { kind, name: row.get(1), sql: row.get(2) });
+    }
+    // `hidden` 2 and 3: generated columns (virtual, stored).
+    let generated = sqlx::query(
+        "SELECT m.name || '.' || c.name, coalesce(m.sql, '') FROM sqlite_master m, pragma_table_xinfo(m.name) c
+         WHERE m.type = 'table' AND m.rootpage != 0 AND c.hidden IN (2, 3)",
+    );
+    for row in generated.fetch_all(&mut *conn).await? {
+        found.push(QueryObject { kind: QueryKind::GeneratedColumn, name: row.get(0), sql: row.get(1) });
+    }
+    // A key column with cid -2 is an expression.
+    let indexes = sqlx::query(
+        "SELECT i.name FROM sqlite_master m, pragma_index_list(m.name) i
+         WHERE m.type = 'table' AND m.rootpage != 0
+           AND (i.partial OR EXISTS (SELECT 1 FROM pragma_index_xinfo(i.name) WHERE cid = -2))",
+    );
+    for row in indexes.fetch_all(&mut *conn).await? {
+        found.push(QueryObject { kind: QueryKind::ExpressionIndex, name: row.get(0), sql: String::new() });
     }
     Ok(found)
 }

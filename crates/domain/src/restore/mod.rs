@@ -315,11 +315,7 @@ impl Restorer {
         // expressions.
         check_queries(&self.db_files.computed(staged.database()).await.map_err(db_error)?)?;
         let facts =
-            self.db_files.check(staged.database(), count, self.post_restore_deadline).await.map_err(|e| match e {
-                DbError::Other(_) => RestoreError::Database(e),
-                DbError::Full(_) => RestoreError::Full(e.to_string()),
-                e => RestoreError::BadDatabase(e.to_string()),
-            })?;
+            self.db_files.check(staged.database(), count, self.post_restore_deadline).await.map_err(db_error)?;
         check_tables(&facts.tables)?;
         check_version(facts.user_version, live.user_version())?;
         Ok(facts)
