@@ -513,3 +513,151 @@ impl Stub {
         self.received()
     }
 }
+
+/// A backup of the fixture marked 'new', with `blob_mib` MiB of ballast so
+/// that restoring it takes long enough to be interrupted anywhere.
+pub fn new_backup(blob_mib: u32) -> (Instance, PathBuf) {
+    let source = Instance::from_fixture();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"INSERT INTO system_config(key,value) VALUES('marker','new')\")\nc.execute('CREATE TABLE ballast(b BLOB)')\nfor i in range(int(sys.argv[2])): c.execute('INSERT INTO ballast VALUES(randomblob(1048576))')\nc.commit()",
+        &[&source.db(), Path::new(&blob_mib.to_string())],
+    );
+    let created: serde_json::Value = serde_json::from_str(&source.ok(&["create", "--json"])).unwrap();
+    let zip = source.backups().join(created["filename"].as_str().unwrap());
+    (source, zip)
+}
+
+/// The old instance: marked 'old' in a row that lives only in its WAL, and
+/// in an asset file.
+pub fn old_instance() -> Instance {
+    let inst = Instance::from_fixture();
+    python_ok(
+        "import sqlite3,sys,os\nc=sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA journal_mode=WAL')\nc.execute('PRAGMA wal_autocheckpoint=0')\nc.execute(\"INSERT INTO system_config(key,value) VALUES('marker','old')\")\nc.commit()\nos._exit(0)",
+        &[&inst.db()],
+    );
+    std::fs::write(inst.data().join("upload/custom-icons/old-only.png"), b"old").unwrap();
+    inst
+}
+
+/// The instance is entirely the old one or entirely the new one, intact.
+pub fn wholly_old_or_new(inst: &Instance, what: &str) -> String {
+    assert_eq!(query(&inst.db(), "PRAGMA integrity_check"), serde_json::json!([["ok"]]), "{what}");
+    let state = marker(&inst.db()).unwrap_or_else(|| panic!("{what}: no marker"));
+    let old_asset = inst.data().join("upload/custom-icons/old-only.png").exists();
+    assert_eq!(old_asset, state == "old", "{what}: a {state} database with the other state's assets");
+    if state == "new" {
+        assert_eq!(count(&inst.db(), "sessions"), 0, "{what}: the new database without its post-restore work");
+    }
+    state
+}
+
+/// One HTTP/1.1 request to `127.0.0.1`, read to its end: (status, body).
+/// `body` goes as JSON when given.
+pub fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.strip_prefix("http://").unwrap_or(base);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // Our server answers small JSON bodies whole, Python's in one piece;
+    // chunked bodies are not expected here.
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    (status, body.to_owned())
+}
+
+/// A stand-in for a running Framerr (`tests/standin/framerr.py`): one
+/// SQLite connection to `db` held open in WAL mode for its whole life,
+/// writing a row every few milliseconds and answering like Framerr's setup
+/// status and sign-in. Killed when dropped.
+#[derive(Debug)]
+pub struct StandIn {
+    child: Child,
+    pub base: String,
+    writes: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl StandIn {
+    pub fn start(db: &Path) -> StandIn {
+        let dir = tempfile::tempdir().unwrap();
+        let writes = dir.path().join("writes.log");
+        let mut child = python()
+            .arg(repo_root().join("tests/standin/framerr.py"))
+            .arg(db)
+            .arg(&writes)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("stand-in said {line:?}"));
+        let standin = StandIn { child, base: format!("http://127.0.0.1:{port}"), writes, _dir: dir };
+        // Running: it has written through its connection.
+        let started = std::time::Instant::now();
+        while standin.committed().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the stand-in wrote nothing");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        standin
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it reads now through its connection: usernames and the marker.
+    pub fn state(&self) -> serde_json::Value {
+        let (status, body) = http(&self.base, "GET", "/standin/state", &[], None);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Its rows committed so far: (key, the marker it saw when writing).
+    pub fn committed(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.writes)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains(" failed "))
+            .filter_map(|l| l.split_once(' ').map(|(k, m)| (k.to_owned(), m.to_owned())))
+            .collect()
+    }
+
+    /// Files of the database that it holds open although they were deleted
+    /// (it would be reading and writing a database nobody sees).
+    pub fn deleted_files(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .map(|target| target.display().to_string())
+            .filter(|t| t.contains("framerr.db") && t.ends_with("(deleted)"))
+            .collect()
+    }
+
+    /// Stops it as Framerr stops (its connection closed); returns what it
+    /// committed.
+    pub fn stop(mut self) -> Vec<(String, String)> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the stand-in failed: {status}");
+        self.committed()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

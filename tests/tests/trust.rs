@@ -8,48 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use backup_e2e::{FIXTURE_KEY, Instance, Tmpfs, count, fixtures, hidden_leftovers, marker, python_ok, query, tree};
+use backup_e2e::{
+    FIXTURE_KEY, Instance, Tmpfs, count, fixtures, hidden_leftovers, marker, new_backup, old_instance, python_ok, query,
+    tree, wholly_old_or_new,
+};
 use serde_json::Value;
 
 fn fixture_zip() -> PathBuf {
     fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip")
-}
-
-/// A backup of the fixture marked 'new', with `blob_mib` MiB of ballast so
-/// that restoring it takes long enough to be interrupted anywhere.
-fn new_backup(blob_mib: u32) -> (Instance, PathBuf) {
-    let source = Instance::from_fixture();
-    python_ok(
-        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"INSERT INTO system_config(key,value) VALUES('marker','new')\")\nc.execute('CREATE TABLE ballast(b BLOB)')\nfor i in range(int(sys.argv[2])): c.execute('INSERT INTO ballast VALUES(randomblob(1048576))')\nc.commit()",
-        &[&source.db(), Path::new(&blob_mib.to_string())],
-    );
-    let created: Value = serde_json::from_str(&source.ok(&["create", "--json"])).unwrap();
-    let zip = source.backups().join(created["filename"].as_str().unwrap());
-    (source, zip)
-}
-
-/// The old instance: marked 'old' in a row that lives only in its WAL, and
-/// in an asset file.
-fn old_instance() -> Instance {
-    let inst = Instance::from_fixture();
-    python_ok(
-        "import sqlite3,sys,os\nc=sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA journal_mode=WAL')\nc.execute('PRAGMA wal_autocheckpoint=0')\nc.execute(\"INSERT INTO system_config(key,value) VALUES('marker','old')\")\nc.commit()\nos._exit(0)",
-        &[&inst.db()],
-    );
-    std::fs::write(inst.data().join("upload/custom-icons/old-only.png"), b"old").unwrap();
-    inst
-}
-
-/// The instance is entirely the old one or entirely the new one, intact.
-fn wholly_old_or_new(inst: &Instance, what: &str) -> String {
-    assert_eq!(query(&inst.db(), "PRAGMA integrity_check"), serde_json::json!([["ok"]]), "{what}");
-    let state = marker(&inst.db()).unwrap_or_else(|| panic!("{what}: no marker"));
-    let old_asset = inst.data().join("upload/custom-icons/old-only.png").exists();
-    assert_eq!(old_asset, state == "old", "{what}: a {state} database with the other state's assets");
-    if state == "new" {
-        assert_eq!(count(&inst.db(), "sessions"), 0, "{what}: the new database without its post-restore work");
-    }
-    state
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

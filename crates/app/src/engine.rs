@@ -16,7 +16,7 @@ use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
 use backup_fsutil::temp::{SCRATCH_PREFIX, SNAPSHOT_PREFIX, UPLOAD_PREFIX};
 use backup_instance::{FsInstance, FsInstanceLock, Layout, Recovered};
 use backup_notify::HttpNotifier;
-use backup_sqlite::{SqliteDatabase, SqliteFiles};
+use backup_sqlite::{SqliteDatabase, SqliteFiles, SqliteLiveWriter};
 use backup_store_fs::{FsScratch, FsStore};
 
 use crate::clock::SystemClock;
@@ -101,7 +101,8 @@ impl Engine {
             caches: settings.caches.clone(),
             scratch: settings.backups.clone(),
         })
-        .with_swap_gate(swap);
+        .with_swap_gate(swap)
+        .with_live_writer(Arc::new(SqliteLiveWriter::new(&settings.db)));
         let lock = instance.lock();
         let pins_lock = Arc::new(instance.pins_lock());
         let vault = Arc::new(InstanceVault { server_key: settings.key.clone() });
@@ -136,6 +137,10 @@ impl Engine {
             accounts: db.clone(),
             scratch: scratch.clone(),
             post_restore_deadline: POST_RESTORE_DEADLINE,
+            restarter: settings.restart_command.clone().map(|argv| {
+                Arc::new(crate::restart::CommandRestarter { argv, limit: crate::restart::RESTART_LIMIT })
+                    as Arc<dyn backup_domain::restore::Restarter>
+            }),
         };
         let notifications = if settings.notify.is_empty() {
             None

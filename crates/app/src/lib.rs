@@ -29,6 +29,7 @@ mod engine;
 mod files;
 pub mod listen;
 pub mod registry;
+mod restart;
 pub mod scheduler;
 mod serve;
 mod settings;
@@ -38,6 +39,7 @@ pub use clock::SystemClock;
 pub use engine::{Engine, EngineError, POST_RESTORE_DEADLINE};
 pub use files::release_temporaries;
 pub use registry::Registry;
+pub use restart::{CommandRestarter, RESTART_LIMIT};
 pub use serve::{SHUTDOWN_GRACE, ServeError, Stopped, serve};
 pub use settings::{DEFAULT_LOCK_WAIT, DEFAULT_PORT, DEFAULT_UPLOAD_LIMIT, Flags, Settings, SettingsError};
 
@@ -72,6 +74,7 @@ impl Engine {
             verifier: self.verifier.clone(),
             metrics_token: self.settings.metrics_token.clone(),
             trusted_proxies: self.settings.trusted_proxies.clone(),
+            framerr: self.settings.framerr_url.clone(),
         }
     }
 }

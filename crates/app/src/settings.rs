@@ -33,6 +33,12 @@ pub struct Flags {
     /// Reverse proxies whose `X-Forwarded-For` is believed; empty leaves
     /// them to `FRAMERR_BACKUP_TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<String>,
+    /// Framerr's own address, for relaying its realtime stream; `None`
+    /// leaves it to `FRAMERR_URL`.
+    pub framerr_url: Option<String>,
+    /// Run after a restore written under a running Framerr; `None` leaves
+    /// it to `FRAMERR_BACKUP_RESTART_COMMAND`.
+    pub restart_command: Option<String>,
 }
 
 /// Everything the engine is built from.
@@ -63,8 +69,15 @@ pub struct Settings {
     pub metrics_token: Option<Arc<Zeroizing<String>>>,
     /// Peers whose `X-Forwarded-For` names the client (loopback always).
     pub trusted_proxies: backup_http::TrustedProxies,
+    /// `FRAMERR_URL`: Framerr's own address; its realtime stream is relayed
+    /// with our backup events when set.
+    pub framerr_url: Option<backup_http::FramerrUrl>,
     /// What was set but could not be used, for the front to show.
     pub warnings: Vec<String>,
+    /// The program and its arguments that make a running Framerr reload
+    /// after a restore under it (`docker restart framerr`); run as they
+    /// are, through no shell.
+    pub restart_command: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -92,6 +105,10 @@ pub enum SettingsError {
     Zone(#[from] backup_domain::schedule::UnknownZone),
     #[error("trusted proxies: {0}")]
     Proxies(String),
+    #[error("Framerr's address (--framerr-url, FRAMERR_URL) {0}")]
+    FramerrUrl(String),
+    #[error("the restart command: {0}")]
+    RestartCommand(String),
 }
 
 pub const DEFAULT_PORT: u16 = 3001;
@@ -166,6 +183,14 @@ impl Settings {
             false => flags.trusted_proxies.join(","),
         };
         let trusted_proxies = backup_http::TrustedProxies::parse(&proxies).map_err(SettingsError::Proxies)?;
+        let framerr_url = match flags.framerr_url.clone().or_else(|| var("FRAMERR_URL")) {
+            Some(url) => Some(backup_http::FramerrUrl::parse(&url).map_err(SettingsError::FramerrUrl)?),
+            None => None,
+        };
+        let restart_command = match flags.restart_command.clone().or_else(|| var("FRAMERR_BACKUP_RESTART_COMMAND")) {
+            Some(text) => Some(split_command(&text).map_err(SettingsError::RestartCommand)?),
+            None => None,
+        };
         Ok(Settings {
             assets: AssetPaths::under(&root),
             caches: vec![data.join("cache/library"), data.join("cache/images")],
@@ -183,6 +208,8 @@ impl Settings {
             full: flags.full || var("FRAMERR_BACKUP_FULL").is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")),
             metrics_token: var("FRAMERR_BACKUP_METRICS_TOKEN").map(|t| Arc::new(Zeroizing::new(t))),
             trusted_proxies,
+            framerr_url,
+            restart_command,
             notify: if flags.notify.is_empty() {
                 split_urls(&var("FRAMERR_BACKUP_NOTIFY").unwrap_or_default())
             } else {
@@ -190,6 +217,35 @@ impl Settings {
             },
         })
     }
+}
+
+/// Splits a command line into a program and its arguments, as a shell
+/// would for plain words and quotes ('…' and "…"), and nothing else: no
+/// variables, globs or operators, since no shell runs it.
+pub(crate) fn split_command(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("a quote is not closed in {text:?}"));
+    }
+    words.extend(word);
+    if words.is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(words)
 }
 
 /// `TZ=:/etc/localtime` (or any path that is a link into a zoneinfo
@@ -260,6 +316,36 @@ mod tests {
         assert!(s.trusted_proxies.trusts(ip("10.0.0.5")) && !s.trusted_proxies.trusts(ip("172.18.0.9")));
         let err = resolve(&Flags::default(), &[("FRAMERR_BACKUP_TRUSTED_PROXIES", "proxy.lan")]).err().unwrap();
         assert!(err.to_string().contains("proxy.lan"), "{err}");
+    }
+
+    #[test]
+    fn restart_commands_split_into_words_with_no_shell() {
+        let words = |t: &str| split_command(t).unwrap();
+        assert_eq!(words("docker restart framerr"), ["docker", "restart", "framerr"]);
+        assert_eq!(words("  systemctl  restart 'framerr web'.service "), ["systemctl", "restart", "framerr web.service"]);
+        assert_eq!(words(r#"sh -c "echo $HOME; rm -rf /" ''"#), ["sh", "-c", "echo $HOME; rm -rf /", ""]);
+        assert!(split_command("docker 'restart").is_err() && split_command("   ").is_err());
+        let s = resolve(&Flags::default(), &[("FRAMERR_BACKUP_RESTART_COMMAND", "docker restart framerr")]).unwrap();
+        assert_eq!(s.restart_command.unwrap(), ["docker", "restart", "framerr"]);
+        let flags = Flags { restart_command: Some("podman restart f".into()), ..Flags::default() };
+        let s = resolve(&flags, &[("FRAMERR_BACKUP_RESTART_COMMAND", "docker restart framerr")]).unwrap();
+        assert_eq!(s.restart_command.unwrap(), ["podman", "restart", "f"]);
+        assert!(resolve(&Flags::default(), &[]).unwrap().restart_command.is_none());
+    }
+
+    #[test]
+    fn framerr_url_from_the_flag_over_the_environment_and_a_bad_one_stops() {
+        assert!(resolve(&Flags::default(), &[]).unwrap().framerr_url.is_none());
+        let env = [("FRAMERR_URL", "http://framerr:3000")];
+        let s = resolve(&Flags::default(), &env).unwrap();
+        assert_eq!(s.framerr_url.map(|u| u.to_string()).as_deref(), Some("http://framerr:3000/"));
+        let flags = Flags { framerr_url: Some("https://home.lan/framerr".into()), ..Flags::default() };
+        let s = resolve(&flags, &env).unwrap();
+        assert_eq!(s.framerr_url.map(|u| u.to_string()).as_deref(), Some("https://home.lan/framerr"));
+        for bad in ["framerr:3000", "http://admin:hunter2@framerr:3000", "http://framerr:3000/?x=1"] {
+            let err = resolve(&Flags::default(), &[("FRAMERR_URL", bad)]).err().unwrap().to_string();
+            assert!(err.contains("FRAMERR_URL") && !err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

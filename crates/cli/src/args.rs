@@ -117,6 +117,18 @@ pub(crate) struct ServeArgs {
     /// (repeatable) [env: FRAMERR_BACKUP_TRUSTED_PROXIES, comma-separated]
     #[arg(long = "trusted-proxy", value_name = "ADDR")]
     pub(crate) trusted_proxies: Vec<String>,
+    /// Framerr's own address (http://framerr:3000): GET
+    /// /api/realtime/stream then relays Framerr's realtime stream with this
+    /// server's backup events in it, so Framerr's own Backups page shows
+    /// them live (route that path here in the reverse proxy) [env: FRAMERR_URL]
+    #[arg(long, value_name = "URL")]
+    pub(crate) framerr_url: Option<String>,
+    /// Run after each restore made while Framerr was running on the
+    /// database, so that it reloads its settings (e.g. "docker restart
+    /// framerr"); a program and its arguments, run through no shell, for at
+    /// most 120 s [env: FRAMERR_BACKUP_RESTART_COMMAND]
+    #[arg(long, value_name = "CMD")]
+    pub(crate) restart_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +205,7 @@ impl Args {
             destinations: g.destinations.clone(),
             notify: g.notify.clone(),
             trusted_proxies: serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default(),
+            framerr_url: serve.and_then(|s| s.framerr_url.clone()),
             threads: g.threads,
             listen: serve.and_then(|s| s.listen),
             time_zone: match &self.command {
@@ -202,6 +215,10 @@ impl Args {
             },
             upload_limit: serve.and_then(|s| s.upload_limit),
             full: serve.is_some_and(|s| s.full) || matches!(&self.command, Command::Create(c) if c.full),
+            restart_command: match &self.command {
+                Command::Restore(r) => r.restart_command.clone(),
+                _ => serve.and_then(|s| s.restart_command.clone()),
+            },
         }
     }
 }
@@ -273,4 +290,9 @@ pub(crate) struct RestoreArgs {
     /// input instead of a prompt
     #[arg(long)]
     pub(crate) password_stdin: bool,
+    /// Run after the restore when Framerr was running on the database, so
+    /// that it reloads its settings (as `serve --restart-command`)
+    /// [env: FRAMERR_BACKUP_RESTART_COMMAND]
+    #[arg(long, value_name = "CMD")]
+    pub(crate) restart_command: Option<String>,
 }

@@ -44,7 +44,9 @@ pub use error::{ArchiveError, CryptoError, DbError, StoreError};
 pub use kind::BackupKind;
 pub use manifest::{Assets, Encryption, EntryDigest, Manifest, ManifestError};
 pub use name::{BackupFormat, BackupName, NameError};
-pub use restore::{RestoreError, RestoreRequest, RestoreSummary, Restorer, SafetyBackup, Source, VerifyReport};
+pub use restore::{
+    FramerrAfterRestore, RestoreError, RestoreRequest, RestoreSummary, Restorer, SafetyBackup, Source, VerifyReport,
+};
 pub use retention::{KeepPolicy, MaxBackups};
 pub use schedule::{Frequency, Schedule, ScheduleErrors, Zone};
 pub use secret::Password;

@@ -235,6 +235,12 @@ pub trait Database: Send + Sync {
     async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError>;
     /// Whether the live database exists and can be read.
     async fn state(&self) -> LiveDatabase;
+    /// Whether another process (Framerr) has the live database open, seen
+    /// from SQLite's own locks without taking them; `None` when it cannot
+    /// be told right now.
+    async fn opened_elsewhere(&self) -> Option<bool> {
+        None
+    }
     /// This server's schedule; until one was saved here, Framerr's own
     /// (the initial value); `None` when neither was ever saved.
     async fn schedule(&self) -> Result<Option<Schedule>, DbError>;

@@ -3,8 +3,8 @@
 //! when a token is configured (compared in constant time).
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::http::header::COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -12,8 +12,9 @@ use backup_domain::secret::constant_time_eq;
 
 use crate::{ApiError, AppState};
 
-fn session_cookie(request: &Request) -> Option<String> {
-    request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|header| {
+/// The `sessionId` cookie's value, when there is one.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|header| {
         header.split(';').find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
             (name == "sessionId" && !value.is_empty()).then(|| value.to_owned())
@@ -45,7 +46,7 @@ pub(crate) async fn require_admin(
         request.extensions_mut().insert(Caller::Token);
         return Ok(next.run(request).await);
     }
-    let Some(session) = session_cookie(&request) else {
+    let Some(session) = session_cookie(request.headers()) else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated"));
     };
     match admin_session(&state, &session).await? {

@@ -16,7 +16,14 @@ use crate::AppState;
 use crate::auth::Caller;
 
 pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
-    let (name, data) = match event {
+    let (name, data) = named(event)?;
+    Some(Event::default().event(name).data(data.to_string()))
+}
+
+/// An event's name and data, as Framerr names and shapes them (spec
+/// section 8), plus our own `backup:destination-failed`.
+pub(crate) fn named(event: &ProgressEvent) -> Option<(&'static str, serde_json::Value)> {
+    Some(match event {
         ProgressEvent::Started { id, kind } => ("backup:started", json!({ "id": id, "type": kind })),
         ProgressEvent::Progress { id, step, percent } => {
             ("backup:progress", json!({ "id": id, "step": step, "percent": percent }))
@@ -32,12 +39,11 @@ pub(crate) fn to_event(event: &ProgressEvent) -> Option<Event> {
             ("backup:scheduled-failed", json!({ "error": error, "timestamp": to_iso_millis(*timestamp) }))
         }
         _ => return None,
-    };
-    Some(Event::default().event(name).data(data.to_string()))
+    })
 }
 
 /// How often a stream checks that its session is still alive.
-const SESSION_CHECK: Duration = Duration::from_secs(20);
+pub(crate) const SESSION_CHECK: Duration = Duration::from_secs(20);
 
 /// Events until the client leaves or, for a cookie session, until the
 /// session ends (logout, expiry): checked every 20 s.

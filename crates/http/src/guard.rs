@@ -60,19 +60,18 @@ pub(crate) async fn request_source(State(state): State<AppState>, request: Reque
 /// any error that does not have one (axum's rejections, 404, 405).
 pub(crate) async fn response_headers(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let response = if response.status().is_client_error() || response.status().is_server_error() {
-        json_error(response).await
-    } else {
-        response
-    };
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    let verbatim = response.extensions().get::<Verbatim>().is_some();
+    let response = if failed && !verbatim { json_error(response).await } else { response };
     let (mut parts, body) = response.into_parts();
     let headers = &mut parts.headers;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    if content_type == "application/json" {
+    if content_type == "application/json" && !verbatim {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     }
-    let csp =
-        if content_type.starts_with("text/html") { PAGE_CSP } else { "default-src 'none'; frame-ancestors 'none'" };
+    // Framerr's pages are not ours: they get the strict policy.
+    let page = content_type.starts_with("text/html") && !verbatim;
+    let csp = if page { PAGE_CSP } else { "default-src 'none'; frame-ancestors 'none'" };
     headers.insert("content-security-policy", HeaderValue::from_static(csp));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -80,6 +79,11 @@ pub(crate) async fn response_headers(request: Request, next: Next) -> Response {
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     Response::from_parts(parts, body)
 }
+
+/// Marks a response passed on from Framerr (the realtime relay's refusals):
+/// its body stays as Framerr wrote it, not rewritten as our JSON error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verbatim;
 
 async fn json_error(response: Response) -> Response {
     let is_json = response

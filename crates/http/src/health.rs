@@ -20,6 +20,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Valu
     let overdue = schedule.overdue(now);
     let future: Vec<String> = state.backups.future_stamped(now).await.iter().map(ToString::to_string).collect();
     let framerr_scheduler = state.backups.framerr_scheduler_enabled().await;
+    let framerr_running = state.backups.creator.db.opened_elsewhere().await;
     let mut warnings = Vec::new();
     if !future.is_empty() {
         warnings.push(format!(
@@ -64,6 +65,14 @@ pub(crate) async fn health(State(state): State<AppState>) -> ApiResult<Json<Valu
         "notifications": { "targets": notifier.targets(), "undelivered": undelivered },
         "futureStamped": future,
         "framerrSchedulerEnabled": framerr_scheduler,
+        // Another process has the database open: a restore is written into
+        // it, and Framerr sees it at once.
+        "framerrRunning": framerr_running,
+        "framerrStatus": match framerr_running {
+            Some(true) => Some("Framerr is running on this database"),
+            Some(false) => Some("Framerr is not running on this database"),
+            None => None,
+        },
         "warnings": warnings,
         "scheduleEnabled": schedule.enabled,
         "lastSuccess": last_success.map(to_iso_millis),

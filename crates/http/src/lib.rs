@@ -1,6 +1,7 @@
 //! Framerr's backup API (spec section 8) on axum, so Framerr's web UI works
 //! against this server unchanged: `fn router(state) -> Router`, mounted at
-//! `/api/backup` and `/api/auth/setup`.
+//! `/api/backup` and `/api/auth/setup`, plus Framerr's realtime stream
+//! relayed with our backup events (`/api/realtime/stream`).
 //!
 //! Presentation only: the use cases come in [`AppState`] from
 //! `backup-domain` (built by `backup-app`); this crate parses requests,
@@ -17,6 +18,7 @@ mod health;
 mod metrics;
 mod page;
 mod proxies;
+mod realtime;
 mod restore;
 mod schedule;
 mod setup;
@@ -40,6 +42,7 @@ use backup_domain::{BackupEncryption, Restorer};
 pub use error::{ApiError, ApiResult};
 pub use guard::{CLIENT_HEADER, PAGE_CSP};
 pub use proxies::TrustedProxies;
+pub use realtime::FramerrUrl;
 pub use setup::SetupRestores;
 
 /// Everything the routes need.
@@ -71,6 +74,9 @@ pub struct AppState {
     pub metrics_token: Option<Arc<Zeroizing<String>>>,
     /// Peers whose `X-Forwarded-For` names the client (loopback always).
     pub trusted_proxies: TrustedProxies,
+    /// Framerr's own address, when its realtime stream is to be relayed
+    /// with our backup events (`GET /api/realtime/stream`); `None`: 404.
+    pub framerr: Option<FramerrUrl>,
 }
 
 /// Where the server looks for Framerr's files.
@@ -145,6 +151,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/assets/{file}", get(page::asset))
         .route("/metrics", get(metrics::metrics))
+        // Framerr's own stream with ours in it: Framerr says who may open
+        // it, so no admin layer here.
+        .route("/api/realtime/stream", get(realtime::stream))
         .nest("/api/backup", backup)
         .nest("/api/auth/setup", setup)
         .nest("/api/auth", account)

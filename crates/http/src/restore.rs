@@ -9,7 +9,9 @@ use axum::extract::{Multipart, Path};
 use backup_domain::encryption::KeyStoreOutcome;
 
 use backup_domain::name::BackupFormat;
-use backup_domain::restore::{RestoreLimits, RestoreRequest, RestoreSummary, SafetyBackup, Source};
+use backup_domain::restore::{
+    FramerrAfterRestore, RestartOutcome, RestoreLimits, RestoreRequest, RestoreSummary, SafetyBackup, Source,
+};
 use backup_domain::timefmt::to_iso_millis;
 use backup_domain::{BackupName, Password, VerifyReport};
 
@@ -52,13 +54,44 @@ pub(crate) fn summary_json(summary: &RestoreSummary) -> Value {
     if post.key_store == KeyStoreOutcome::TurnedOff {
         notes.push("Backup encryption was turned off: its key does not open with this instance's key.".into());
     }
+    let framerr = framerr_json(&summary.framerr);
+    if let Some(message) = framerr.get("message").and_then(Value::as_str) {
+        notes.push(message.to_owned());
+    }
     json!({
+        "framerr": framerr,
         "safetyBackup": safety,
         "tablesPurged": post.tables_purged,
         "configsEncrypted": post.configs_encrypted,
         "assetsRestored": summary.assets_restored,
         "notes": notes,
     })
+}
+
+/// Framerr's side: whether it was running on the database (so the restore
+/// was written under it) and what became of the restart command.
+pub(crate) fn framerr_json(framerr: &FramerrAfterRestore) -> Value {
+    match framerr {
+        FramerrAfterRestore::NotRunning => json!({ "running": false, "restart": null, "message": null }),
+        FramerrAfterRestore::RestartNeeded => json!({
+            "running": true,
+            "restart": "not-configured",
+            "message": "Framerr is running on the restored database and already reads it; restart Framerr to reload its settings and integrations (a restart command can do it for you: see DEPLOY.md).",
+        }),
+        FramerrAfterRestore::Restarted(RestartOutcome::Done { command }) => json!({
+            "running": true,
+            "restart": "done",
+            "command": command,
+            "message": null,
+        }),
+        FramerrAfterRestore::Restarted(RestartOutcome::Failed { command, error }) => json!({
+            "running": true,
+            "restart": "failed",
+            "command": command,
+            "error": error,
+            "message": format!("Framerr is running on the restored database, but the restart command failed ({error}); restart Framerr by hand to reload its settings."),
+        }),
+    }
 }
 
 pub(crate) async fn restore_running(

@@ -120,8 +120,9 @@ pub(crate) async fn restore(
     let upload = crate::upload::receive(&state, multipart).await?;
     match state.restorer.format(&Source::File(upload.clone())).await? {
         BackupFormat::Plain => {
-            crate::restore::run(&state, setup_request(upload, None)).await?;
-            Ok(Json(json!({ "success": true, "message": "Backup restored successfully" })))
+            let summary = crate::restore::run(&state, setup_request(upload, None)).await?;
+            let framerr = crate::restore::framerr_json(&summary.framerr);
+            Ok(Json(json!({ "success": true, "message": "Backup restored successfully", "framerr": framerr })))
         }
         BackupFormat::Encrypted => {
             let id = uuid();
@@ -200,9 +201,9 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
         entry.last_try = Some(Instant::now());
     }
     match result {
-        Ok(_) => {
+        Ok(summary) => {
             state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            Ok(Json(json!({ "success": true })))
+            Ok(Json(json!({ "success": true, "framerr": crate::restore::framerr_json(&summary.framerr) })))
         }
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());

@@ -70,6 +70,7 @@ fn harness() -> Harness {
         verifier,
         metrics_token: None,
         trusted_proxies: Default::default(),
+        framerr: None,
     };
     world.accounts.lock().unwrap().extend([
         Account {
@@ -358,6 +359,23 @@ async fn a_proxys_basic_auth_beside_a_session_cookie_is_not_ours() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(raw(&h.state, request).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_realtime_relay_is_there_only_with_framerrs_address() {
+    let mut h = harness();
+    let (s, body) = call(&h.state, Method::GET, "/api/realtime/stream", Who::Cookie("admin-live"), None).await;
+    assert_eq!((s, body), (StatusCode::NOT_FOUND, json!({"error": "Not found"})));
+    // Framerr down: a JSON 502 at once, never a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    h.state.framerr = Some(backup_http::FramerrUrl::parse(&format!("http://{closed}")).unwrap());
+    let (s, body) = call(&h.state, Method::GET, "/api/realtime/stream", Who::Cookie("admin-live"), None).await;
+    assert_eq!((s, body), (StatusCode::BAD_GATEWAY, json!({"error": "Framerr cannot be reached"})));
+    // The rest of Framerr's realtime routes are never ours.
+    for (method, path) in [(Method::GET, "/api/realtime/status"), (Method::POST, "/api/realtime/subscribe")] {
+        let (s, _) = call(&h.state, method, path, Who::Cookie("admin-live"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
 }
 
 #[tokio::test]

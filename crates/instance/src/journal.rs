@@ -22,8 +22,10 @@ use backup_fsutil::{TempPath, open_regular, remove_any, sync_parent};
 
 use crate::Layout;
 
-/// 2 named roles only; 3 adds the identities recovery checks.
-const VERSION: u32 = 3;
+/// 2 named roles only; 3 adds the identities recovery checks; 4 says how
+/// the database is replaced. A version 3 journal is read as a rename.
+const VERSION: u32 = 4;
+const RENAMES_ONLY: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,12 +97,30 @@ impl Item {
     }
 }
 
+/// How the database is replaced, and so where the commit point is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum DatabaseMove {
+    /// The staged file is renamed over the live one: the journal's state
+    /// is the commit point.
+    #[default]
+    Renamed,
+    /// Another process had the live database open: the staged database is
+    /// written into it through SQLite, in one transaction that also
+    /// records the restore's id. That transaction is the commit point:
+    /// recovery asks the database whether it holds the id, and rolls the
+    /// assets forward or back to match.
+    Written,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Journal {
     pub(crate) version: u32,
     pub(crate) id: String,
     pub(crate) state: State,
+    #[serde(default)]
+    pub(crate) database: DatabaseMove,
     pub(crate) items: Vec<Item>,
 }
 
@@ -149,11 +169,17 @@ pub(crate) enum JournalError {
     Foreign(String),
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
+    /// A restore that wrote into the live database was interrupted, and
+    /// the database cannot say whether it got the new content.
+    #[error(
+        "an interrupted restore ({path}) cannot be finished or rolled back yet: the live database cannot be read ({why}); nothing was changed"
+    )]
+    Undecided { path: String, why: String },
 }
 
 impl Journal {
-    pub(crate) fn new(id: String, items: Vec<Item>) -> Journal {
-        Journal { version: VERSION, id, state: State::Committing, items }
+    pub(crate) fn new(id: String, database: DatabaseMove, items: Vec<Item>) -> Journal {
+        Journal { version: VERSION, id, state: State::Committing, database, items }
     }
 
     pub(crate) fn read(path: &Path) -> Result<Option<Journal>, JournalError> {
@@ -182,7 +208,15 @@ impl Journal {
         let mut roles: Vec<Role> = self.items.iter().map(|i| i.role).collect();
         roles.sort_by_key(|r| *r as u8);
         roles.dedup();
-        self.version == VERSION && id_ok && roles.len() == self.items.len()
+        let database_items = self.items.iter().any(|i| matches!(i.role, Role::Database | Role::Wal | Role::Shm));
+        let form_ok = match (self.version, self.database) {
+            (VERSION, DatabaseMove::Renamed) => true,
+            // Its files are never moved: the journal names only assets.
+            (VERSION, DatabaseMove::Written) => !database_items,
+            (RENAMES_ONLY, DatabaseMove::Renamed) => true,
+            _ => false,
+        };
+        form_ok && id_ok && roles.len() == self.items.len()
     }
 
     /// Replaces the journal atomically and durably. The temporary is
@@ -333,13 +367,17 @@ mod tests {
             r#"{"version":2,"id":"00ab-1","state":"committing","items":[],"cleanup":["/x"]}"#,
             r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"/etc","existed":true}]}"#,
             r#"{"version":2,"id":"00ab-1","state":"committing","items":[{"role":"wal","existed":true},{"role":"wal","existed":false}]}"#,
+            // A database written in place never has its files moved.
+            r#"{"version":4,"id":"00ab-1","state":"committing","database":"written","items":[{"role":"database","was":[1,2],"new":null}]}"#,
+            r#"{"version":3,"id":"00ab-1","state":"committing","database":"written","items":[]}"#,
             "not json",
         ] {
             std::fs::write(&path, bad).unwrap();
             assert!(matches!(Journal::read(&path), Err(JournalError::Invalid(_))), "{bad}");
         }
         std::fs::write(&path, good).unwrap();
-        assert_eq!(Journal::read(&path).unwrap().unwrap().items[0].role, Role::Database);
+        let read = Journal::read(&path).unwrap().unwrap();
+        assert_eq!((read.items[0].role, read.database), (Role::Database, DatabaseMove::Renamed));
         // A link carrying the journal's name is not followed.
         std::fs::remove_file(&path).unwrap();
         let elsewhere = dir.path().join("elsewhere.json");
@@ -356,7 +394,7 @@ mod tests {
         std::fs::write(&victim, b"precious").unwrap();
         let path = dir.path().join(".framerr-restore-journal.json");
         std::os::unix::fs::symlink(&victim, &path).unwrap();
-        let journal = Journal { version: VERSION, id: "00ab-1".into(), state: State::Committing, items: Vec::new() };
+        let journal = Journal::new("00ab-1".into(), DatabaseMove::Written, Vec::new());
         journal.write(&path).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(std::fs::symlink_metadata(&path).unwrap().is_file());

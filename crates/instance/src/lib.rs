@@ -12,6 +12,14 @@
 //!    `-shm`) and each replaced asset folder aside, the staged ones in;
 //! 4. marks the journal committed, deletes the old copies and the caches.
 //!
+//! While another process (Framerr) has the live database open, its files
+//! are never unlinked, renamed over or truncated: that process would go on
+//! reading and writing the deleted files. Step 3 then moves only the asset
+//! folders, and the staged database is written into the live file through
+//! SQLite ([`LiveWriter`]), in one transaction that also records the
+//! restore's id; that transaction is the commit point, and recovery asks
+//! the database which side of it a crash fell on.
+//!
 //! Whoever takes the instance lock next finishes or rolls back a restore
 //! whose process died, and removes the staging of dead processes. A live
 //! restore holds the lock, so its journal is never acted on by another.
@@ -31,13 +39,14 @@ use sha2::{Digest, Sha256};
 use backup_domain::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
 use backup_domain::ports::{Held, InstanceLock, LockError};
 use backup_domain::restore::{
-    ArchiveEntries, EntryError, EntryTarget, InstanceFiles, RestoreLimits, StageError, Staged, check_entries,
+    ArchiveEntries, DatabaseSwap, EntryError, EntryTarget, InstanceFiles, LiveWriter, RestoreLimits, StageError, Staged,
+    check_entries,
 };
 use backup_domain::{AssetFolder, AssetPaths, Manifest, ManifestError};
 use backup_fsutil::temp::{JOURNAL_PREFIX, OWNER_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
 use backup_fsutil::{FileLock, failpoint, is_full, parent, remove_any, remove_stale_temporaries, sync_dir};
 
-use journal::{FileId, Item, Journal, JournalError, Paths, Role, State};
+use journal::{DatabaseMove, FileId, Item, Journal, JournalError, Paths, Role, State};
 
 const JOURNAL: &str = ".framerr-restore-journal.json";
 const LOCK: &str = ".framerr-backup.lock";
@@ -99,10 +108,17 @@ fn io_error(path: &Path, e: io::Error) -> StageError {
 }
 
 /// The instance's files on the local file system.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FsInstance {
     layout: Layout,
     swap: SwapGate,
+    writer: Option<Arc<dyn LiveWriter>>,
+}
+
+impl std::fmt::Debug for FsInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsInstance").field("layout", &self.layout).finish_non_exhaustive()
+    }
 }
 
 /// Held for writing while files are swapped (commit, recovery), so that
@@ -112,7 +128,14 @@ pub type SwapGate = Arc<tokio::sync::RwLock<()>>;
 
 impl FsInstance {
     pub fn new(layout: Layout) -> Self {
-        FsInstance { layout, swap: SwapGate::default() }
+        FsInstance { layout, swap: SwapGate::default(), writer: None }
+    }
+
+    /// Writes the database into the live file while another process has it
+    /// open (without one, the database file is always replaced).
+    pub fn with_live_writer(mut self, writer: Arc<dyn LiveWriter>) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// Swaps wait for the readers that hold `swap`, and hold them off.
@@ -133,7 +156,7 @@ impl FsInstance {
 
     /// The instance lock (see [`InstanceLock`]).
     pub fn lock(&self) -> FsInstanceLock {
-        FsInstanceLock { layout: self.layout.clone(), swap: self.swap.clone() }
+        FsInstanceLock { layout: self.layout.clone(), swap: self.swap.clone(), writer: self.writer.clone() }
     }
 }
 
@@ -367,7 +390,7 @@ impl InstanceFiles for FsInstance {
         self.stage_into(archive, limits, Destination::Scratch).await
     }
 
-    async fn commit(&self, staged: Box<dyn Staged>, held: Arc<dyn Held>) -> Result<(), StageError> {
+    async fn commit(&self, staged: Box<dyn Staged>, held: Arc<dyn Held>) -> Result<DatabaseSwap, StageError> {
         let staged = staged.into_any().downcast::<StagedFiles>().map_err(|_| StageError::Io {
             path: "staging".into(),
             detail: "not staged here".into(),
@@ -375,11 +398,14 @@ impl InstanceFiles for FsInstance {
         })?;
         // The swap runs to its end on its own thread, holding the lock,
         // even if the caller stops waiting (Ctrl-C, a client leaving).
-        let swap = self.swap.clone();
+        let (swap, writer) = (self.swap.clone(), self.writer.clone());
         tokio::task::spawn_blocking(move || {
             let _held = held;
+            // This process's own connections to the live database are
+            // closed from here on, so the probe of SQLite's locks sees only
+            // other processes' and cannot drop ours.
             let _swapping = swap.blocking_write();
-            commit(&staged, &|point| {
+            commit(&staged, writer.as_deref(), &|point| {
                 failpoint(point);
                 false
             })
@@ -392,9 +418,18 @@ impl InstanceFiles for FsInstance {
 /// The swap. `crash_at` says whether the process dies at a named point: a
 /// failpoint aborts there for real; unit tests stop there instead, leaving
 /// everything as a crash would, and recover.
-fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), StageError> {
+fn commit(
+    staged: &StagedFiles,
+    writer: Option<&dyn LiveWriter>,
+    crash_at: &dyn Fn(&str) -> bool,
+) -> Result<DatabaseSwap, StageError> {
     let crashed = || StageError::Io { path: "commit".into(), detail: "crashed".into(), full: false };
     let layout = &staged.layout;
+    // When it cannot be told, writing in place is the safe side.
+    let written = match writer {
+        Some(writer) if FileId::of(&layout.db).is_some() => writer.opened_elsewhere().unwrap_or(true),
+        _ => false,
+    };
     let paths = Paths { layout, id: &staged.id };
     let item = |role| Item {
         role,
@@ -402,8 +437,10 @@ fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), S
         new: paths.staged(role).and_then(|s| FileId::of(&s)),
     };
     let mut items = Vec::new();
-    for role in [Role::Wal, Role::Shm, Role::Database] {
-        items.push(item(role));
+    if !written {
+        for role in [Role::Wal, Role::Shm, Role::Database] {
+            items.push(item(role));
+        }
     }
     // A folder the backup has no files for is left as it is.
     for folder in &staged.folders {
@@ -414,18 +451,30 @@ fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), S
         items.push(item(role));
     }
     let path = layout.journal();
-    let mut journal = Journal::new(staged.id.clone(), items);
+    let how = if written { DatabaseMove::Written } else { DatabaseMove::Renamed };
+    let mut journal = Journal::new(staged.id.clone(), how, items);
     journal.write(&path).map_err(|e| io_error(&path, e))?;
     if crash_at("restore:journal-written") {
         return Err(crashed());
     }
+    let undo = |error: StageError| {
+        let _ = journal::roll_back(&paths, &journal.items);
+        let _ = std::fs::remove_file(&path);
+        error
+    };
     match journal::apply(&paths, &journal.items, crash_at) {
         Ok(()) => {}
         Err(journal::Stop::Crashed) => return Err(crashed()),
-        Err(journal::Stop::Io(e)) => {
-            let _ = journal::roll_back(&paths, &journal.items);
-            let _ = std::fs::remove_file(&path);
-            return Err(io_error(&layout.db, e));
+        Err(journal::Stop::Io(e)) => return Err(undo(io_error(&layout.db, e))),
+    }
+    if let (true, Some(writer)) = (written, writer) {
+        if let Err(e) = writer.write(&staged.db, &staged.id) {
+            let full = matches!(e, backup_domain::DbError::Full(_));
+            let detail = format!("writing the restored database into the one Framerr has open: {e}");
+            return Err(undo(StageError::Io { path: layout.db.display().to_string(), detail, full }));
+        }
+        if crash_at("restore:database-written") {
+            return Err(crashed());
         }
     }
     journal.state = State::Committed;
@@ -436,7 +485,7 @@ fn commit(staged: &StagedFiles, crash_at: &dyn Fn(&str) -> bool) -> Result<(), S
     journal::finish(&paths, &journal.items).map_err(|e| io_error(&path, e))?;
     std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
     backup_fsutil::sync_parent(&path);
-    Ok(())
+    Ok(if written { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
 }
 
 /// What recovery did.
@@ -448,10 +497,17 @@ pub enum Recovered {
 
 /// The `InstanceLock` port: `flock` on `.framerr-backup.lock` beside the
 /// database. Taking it recovers what a dead process left.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FsInstanceLock {
     layout: Layout,
     swap: SwapGate,
+    writer: Option<Arc<dyn LiveWriter>>,
+}
+
+impl std::fmt::Debug for FsInstanceLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsInstanceLock").field("layout", &self.layout).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -482,7 +538,8 @@ impl FsInstanceLock {
             backup_fsutil::LockError::Busy(path) => LockError::Busy(path.display().to_string()),
             other => LockError::Failed(other.to_string()),
         })?;
-        let recovered = recover(&self.layout, &self.swap).map_err(|e| LockError::Failed(e.to_string()))?;
+        let recovered = recover(&self.layout, &self.swap, self.writer.as_deref())
+            .map_err(|e| LockError::Failed(e.to_string()))?;
         Ok((lock, recovered))
     }
 }
@@ -525,7 +582,11 @@ impl InstanceLock for PinsLock {
 
 /// Finishes or rolls back a restore a crash interrupted, and removes what
 /// dead processes left. Only ever called with the lock held.
-fn recover(layout: &Layout, swap: &SwapGate) -> Result<Option<Recovered>, JournalError> {
+fn recover(
+    layout: &Layout,
+    swap: &SwapGate,
+    writer: Option<&dyn LiveWriter>,
+) -> Result<Option<Recovered>, JournalError> {
     let path = layout.journal();
     let outcome = match Journal::read(&path)? {
         None => None,
@@ -536,7 +597,23 @@ fn recover(layout: &Layout, swap: &SwapGate) -> Result<Option<Recovered>, Journa
             if !journal::matches(&paths, &j.items) {
                 return Err(JournalError::Foreign(path.display().to_string()));
             }
-            if j.state == State::Committing {
+            // For a database written in place, the database itself says
+            // whether the commit happened.
+            let committed = match (j.state, j.database) {
+                (State::Committed, _) => true,
+                (State::Committing, DatabaseMove::Renamed) => false,
+                (State::Committing, DatabaseMove::Written) => {
+                    let writer = writer.ok_or_else(|| JournalError::Undecided {
+                        path: path.display().to_string(),
+                        why: "this build cannot read the database".into(),
+                    })?;
+                    writer.holds(&j.id).map_err(|e| JournalError::Undecided {
+                        path: path.display().to_string(),
+                        why: e.to_string(),
+                    })?
+                }
+            };
+            if !committed {
                 tracing::warn!("an interrupted restore is being rolled back; the instance is as it was before it");
                 journal::roll_back(&paths, &j.items).map_err(io)?;
                 Some(Recovered::RolledBack)

@@ -136,7 +136,7 @@ fn a_crash_at_every_point_of_the_swap_recovers_to_old_or_new() {
         let world = old_world();
         let instance = FsInstance::new(world.layout.clone());
         let staged = stage(&instance);
-        let result = commit(&staged, &|p| p == point);
+        let result = commit(&staged, None, &|p| p == point);
         // The process "died": nothing of its own cleanup runs.
         std::mem::forget(staged);
         assert!(result.is_err(), "{point}: no crash happened");
@@ -161,7 +161,7 @@ fn an_uncrashed_swap_is_whole_and_a_dropped_staging_leaves_nothing() {
     let instance = FsInstance::new(world.layout.clone());
     let staged = stage(&instance);
     assert_eq!(staged.assets, 1);
-    commit(&staged, &|_| false).unwrap();
+    commit(&staged, None, &|_| false).unwrap();
     drop(staged);
     assert_eq!(state(&world.layout), "new");
     assert!(ours_left(&world.layout).is_empty(), "{:?}", ours_left(&world.layout));
@@ -187,4 +187,136 @@ fn staging_refuses_before_writing_anything() {
         assert_eq!(state(&world.layout), "old");
         assert!(ours_left(&world.layout).is_empty(), "{:?}", ours_left(&world.layout));
     }
+}
+
+/// Stands in for SQLite writing into a database another process has open:
+/// the file's content changes in place (same inode), and the mark is
+/// recorded with it.
+struct InPlace {
+    db: PathBuf,
+    mark: PathBuf,
+    fail: bool,
+}
+
+impl LiveWriter for InPlace {
+    fn opened_elsewhere(&self) -> Result<bool, backup_domain::DbError> {
+        Ok(true)
+    }
+    fn write(&self, staged: &Path, mark: &str) -> Result<(), backup_domain::DbError> {
+        if self.fail {
+            return Err(backup_domain::DbError::Full(self.db.display().to_string()));
+        }
+        let content = std::fs::read(staged).unwrap();
+        let mut live = std::fs::OpenOptions::new().write(true).truncate(false).open(&self.db).unwrap();
+        live.set_len(0).unwrap();
+        live.write_all(&content).unwrap();
+        std::fs::write(&self.mark, mark).unwrap();
+        Ok(())
+    }
+    fn holds(&self, mark: &str) -> Result<bool, backup_domain::DbError> {
+        Ok(std::fs::read_to_string(&self.mark).is_ok_and(|m| m == mark))
+    }
+}
+
+fn in_place(world: &World, fail: bool) -> FsInstance {
+    let writer = InPlace { db: world.layout.db.clone(), mark: world._dir.path().join("mark"), fail };
+    FsInstance::new(world.layout.clone()).with_live_writer(Arc::new(writer))
+}
+
+/// "old" or "new" for a database written in place: its file and side files
+/// were never replaced, and the assets match it.
+fn state_in_place(layout: &Layout, db_id: FileId) -> &'static str {
+    assert_eq!(FileId::of(&layout.db), Some(db_id), "the live database file was replaced");
+    assert_eq!(std::fs::read(layout.db_side("-wal")).unwrap(), b"old wal", "the WAL was moved or replaced");
+    let icons = layout.assets.get(AssetFolder::CustomIcons);
+    assert_eq!(std::fs::read(layout.assets.get(AssetFolder::Favicon).join("favicon.ico")).unwrap(), b"kept");
+    match std::fs::read(&layout.db).unwrap().as_slice() {
+        b"old database" => {
+            assert!(icons.join("old.png").exists() && !icons.join("new.png").exists(), "old database, new icons");
+            "old"
+        }
+        b"new database" => {
+            assert!(icons.join("new.png").exists() && !icons.join("old.png").exists(), "new database, old icons");
+            assert!(!layout.caches[0].exists(), "caches were not cleared");
+            "new"
+        }
+        other => panic!("database is {:?}", String::from_utf8_lossy(other)),
+    }
+}
+
+#[test]
+fn beside_another_process_the_database_is_written_in_place_and_a_crash_anywhere_recovers_by_its_mark() {
+    let mut points = vec![
+        "restore:journal-written".to_owned(),
+        "restore:database-written".to_owned(),
+        "restore:committed".to_owned(),
+    ];
+    for i in 0..1 {
+        points.push(format!("restore:moved-old-{i}"));
+        points.push(format!("restore:moved-new-{i}"));
+    }
+    let mut outcomes = Vec::new();
+    for point in &points {
+        let world = old_world();
+        let db_id = FileId::of(&world.layout.db).unwrap();
+        let instance = in_place(&world, false);
+        let staged = stage(&instance);
+        let result = commit(&staged, instance.writer.as_deref(), &|p| p == point);
+        std::mem::forget(staged);
+        assert!(result.is_err(), "{point}: no crash happened");
+        let (_lock, recovered) = instance.lock().acquire_blocking(Duration::ZERO).unwrap();
+        assert!(recovered.is_some(), "{point}: nothing to recover");
+        let outcome = state_in_place(&world.layout, db_id);
+        assert_eq!(ours_left(&world.layout), Vec::<String>::new(), "{point}");
+        outcomes.push((point.clone(), outcome));
+    }
+    let of = |p: &str| outcomes.iter().find(|(point, _)| point == p).map(|(_, o)| *o);
+    assert_eq!(of("restore:journal-written"), Some("old"));
+    assert_eq!(of("restore:moved-new-0"), Some("old"), "assets moved, database not written: rolled back");
+    assert_eq!(of("restore:database-written"), Some("new"), "the database holds the mark: rolled forward");
+    assert_eq!(of("restore:committed"), Some("new"));
+
+    // Undisturbed, and failing: the database is never replaced.
+    let world = old_world();
+    let db_id = FileId::of(&world.layout.db).unwrap();
+    let instance = in_place(&world, false);
+    let staged = stage(&instance);
+    assert_eq!(commit(&staged, instance.writer.as_deref(), &|_| false).unwrap(), DatabaseSwap::WrittenInPlace);
+    drop(staged);
+    assert_eq!(state_in_place(&world.layout, db_id), "new");
+    assert!(ours_left(&world.layout).is_empty(), "{:?}", ours_left(&world.layout));
+
+    let world = old_world();
+    let db_id = FileId::of(&world.layout.db).unwrap();
+    let instance = in_place(&world, true);
+    let staged = stage(&instance);
+    let err = commit(&staged, instance.writer.as_deref(), &|_| false).unwrap_err();
+    assert!(matches!(err, StageError::Io { full: true, .. }), "{err}");
+    drop(staged);
+    assert_eq!(state_in_place(&world.layout, db_id), "old");
+    assert!(ours_left(&world.layout).is_empty(), "{:?}", ours_left(&world.layout));
+}
+
+#[test]
+fn an_interrupted_in_place_restore_is_left_alone_while_the_database_cannot_say() {
+    struct Unreadable;
+    impl LiveWriter for Unreadable {
+        fn opened_elsewhere(&self) -> Result<bool, backup_domain::DbError> {
+            Ok(true)
+        }
+        fn write(&self, _: &Path, _: &str) -> Result<(), backup_domain::DbError> {
+            Ok(())
+        }
+        fn holds(&self, _: &str) -> Result<bool, backup_domain::DbError> {
+            Err(backup_domain::DbError::Other("locked".into()))
+        }
+    }
+    let world = old_world();
+    let instance = FsInstance::new(world.layout.clone()).with_live_writer(Arc::new(Unreadable));
+    let staged = stage(&instance);
+    assert!(commit(&staged, instance.writer.as_deref(), &|p| p == "restore:moved-new-0").is_err());
+    std::mem::forget(staged);
+    let err = instance.lock().acquire_blocking(Duration::ZERO).unwrap_err();
+    assert!(err.to_string().contains("cannot be finished or rolled back yet"), "{err}");
+    assert!(world.layout.journal().exists(), "the journal is kept for a later recovery");
 }

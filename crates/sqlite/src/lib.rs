@@ -11,6 +11,7 @@
 
 mod files;
 mod keystore;
+mod live;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use backup_domain::ports::{Contents, Database, FieldCipher, LiveDatabase, Snapsh
 use backup_domain::{DbError, Schedule};
 
 pub use files::SqliteFiles;
+pub use live::{RESTORE_MARK_KEY, SqliteLiveWriter};
 pub use snapshot::SqliteSnapshot;
 
 /// The `system_config` key of Framerr's own schedule, which Framerr's own
@@ -43,6 +45,9 @@ pub struct SqliteDatabase {
     work_dir: PathBuf,
     cipher: Option<Arc<dyn FieldCipher>>,
     swap: SwapGate,
+    /// The last answer of the lock probe, for when this process is using
+    /// the database and cannot probe.
+    elsewhere: Arc<std::sync::Mutex<Option<bool>>>,
 }
 
 /// Shared with the restore commit of the same process: every connection to
@@ -91,7 +96,13 @@ impl SqliteDatabase {
     /// with room for a copy of the database. `cipher` is the instance key's
     /// field cipher, when `SECRET_ENCRYPTION_KEY` is set.
     pub fn new(path: impl Into<PathBuf>, work_dir: impl Into<PathBuf>, cipher: Option<Arc<dyn FieldCipher>>) -> Self {
-        SqliteDatabase { path: path.into(), work_dir: work_dir.into(), cipher, swap: SwapGate::default() }
+        SqliteDatabase {
+            path: path.into(),
+            work_dir: work_dir.into(),
+            cipher,
+            swap: SwapGate::default(),
+            elsewhere: Arc::default(),
+        }
     }
 
     /// Connections wait for the restore commits that hold `swap`.
@@ -106,9 +117,15 @@ impl SqliteDatabase {
 
     /// Opens the live database for reading and writing, never creating it.
     pub(crate) async fn connect(&self) -> Result<Live, DbError> {
+        self.connect_as(false).await
+    }
+
+    /// Opens the live database, never creating it; read-only never writes
+    /// to it, not even a checkpoint when the connection closes.
+    pub(crate) async fn connect_as(&self, read_only: bool) -> Result<Live, DbError> {
         let swap = Arc::clone(&self.swap).read_owned().await;
         check_is_sqlite(&self.path).await?;
-        Ok(Live { conn: connect(&self.path, false).await?, _swap: swap })
+        Ok(Live { conn: connect(&self.path, read_only).await?, _swap: swap })
     }
 }
 
@@ -199,6 +216,26 @@ impl Database for SqliteDatabase {
 
     async fn raw_copy(&self, why: &str) -> Result<Box<dyn Snapshot>, DbError> {
         Ok(Box::new(snapshot::raw(self, why).await?))
+    }
+
+    async fn opened_elsewhere(&self) -> Option<bool> {
+        // Only while none of this process's connections is open: probing
+        // closes a descriptor, which would drop their locks.
+        let Ok(gate) = Arc::clone(&self.swap).try_write_owned() else {
+            return *self.elsewhere.lock().ok()?;
+        };
+        let path = self.path.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            live::opened_elsewhere(&path)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok);
+        if let Ok(mut last) = self.elsewhere.lock() {
+            *last = answer;
+        }
+        answer
     }
 
     async fn state(&self) -> LiveDatabase {

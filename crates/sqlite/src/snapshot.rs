@@ -124,11 +124,11 @@ pub(crate) async fn take(
     // Read-only: a backup never writes to the live database, not even a
     // checkpoint when its connection closes.
     crate::check_is_sqlite(&db.path).await?;
-    let mut live = crate::connect(&db.path, true).await?;
+    let mut live = db.connect_as(true).await?;
     // From here on the guard deletes the file whatever happens.
     let mut snapshot = new_snapshot(db).await?;
     let target = snapshot.path.to_str().ok_or_else(|| DbError::Other("work folder path is not UTF-8".into()))?;
-    sqlx::query("VACUUM INTO ?").bind(target.to_owned()).execute(&mut live).await.map_err(|e| {
+    sqlx::query("VACUUM INTO ?").bind(target.to_owned()).execute(&mut *live).await.map_err(|e| {
         let message = e.to_string();
         if message.contains("disk is full") || message.contains("SQLITE_FULL") {
             DbError::Full(format!("{} (the database snapshot)", display(&db.work_dir)))

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use backup_app::Engine;
 use backup_domain::encryption::KeyStoreOutcome;
 use backup_domain::name::BackupFormat;
-use backup_domain::restore::{RestoreLimits, RestoreRequest, SafetyBackup};
+use backup_domain::restore::{FramerrAfterRestore, RestartOutcome, RestoreLimits, RestoreRequest, SafetyBackup};
 
 use super::CliResult;
 use crate::args::RestoreArgs;
@@ -67,6 +67,18 @@ pub(crate) async fn run(engine: &Engine, args: RestoreArgs) -> CliResult {
     );
     say!("  integration configs encrypted with this instance's key: {}", post.configs_encrypted);
     say!("  asset files restored: {}", summary.assets_restored);
+    match &summary.framerr {
+        FramerrAfterRestore::NotRunning => {}
+        FramerrAfterRestore::RestartNeeded => say!(
+            "  note: Framerr is running on this database and already reads the restored data; restart it to reload its settings and integrations (or set FRAMERR_BACKUP_RESTART_COMMAND)"
+        ),
+        FramerrAfterRestore::Restarted(RestartOutcome::Done { command }) => {
+            say!("  Framerr was running on this database: restarted with `{command}`")
+        }
+        FramerrAfterRestore::Restarted(RestartOutcome::Failed { command, error }) => say!(
+            "  note: Framerr is running on this database, but `{command}` failed ({error}); restart Framerr by hand to reload its settings"
+        ),
+    }
     if post.fts_rebuilt {
         say!("  search index rebuilt");
     }

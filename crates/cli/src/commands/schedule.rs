@@ -33,6 +33,11 @@ pub(crate) async fn run(engine: &Engine, command: ScheduleCommand) -> CliResult 
             if let Some(last) = schedule.last_backup {
                 say!("Last scheduled backup: {}", to_iso_millis(last));
             }
+            match scheduled.creator.db.opened_elsewhere().await {
+                Some(true) => say!("Framerr is running on this database."),
+                Some(false) => say!("Framerr is not running on this database."),
+                None => {}
+            }
             if scheduled.framerr_scheduler_enabled().await {
                 say!(
                     "warning: Framerr's own backup schedule is on too: two schedulers would both back up and prune. Turn it off with `framerr-backup schedule disable-framerr`."

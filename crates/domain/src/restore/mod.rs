@@ -15,7 +15,12 @@
 //! 6. the encrypted payload's tag (checked alongside since step 2);
 //! 7. a safety backup of the live state (a raw copy when it cannot be read);
 //! 8. for a restore during setup, no user may exist, checked last;
-//! 9. the journaled swap.
+//! 9. the journaled swap: files renamed in when nobody else has the live
+//!    database open, else the database written into the live file through
+//!    SQLite, so a running Framerr sees the restored data at its next read
+//!    and nothing it writes afterwards goes to a deleted file;
+//! 10. when Framerr was running, the restart command (if configured), so
+//!    it reloads what it keeps in memory.
 //!
 //! Verify runs steps 1 to 4 and 6 on scratch space: it says OK exactly for
 //! what restore would accept.
@@ -31,8 +36,8 @@ pub use policy::{
     SUMMARY_TABLES, TooNew, check_entries, check_queries, check_tables, check_version, classify,
 };
 pub use ports::{
-    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, EntryError, InstanceFiles,
-    NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryKind, QueryObject, StageError, Staged,
+    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DatabaseSwap, EntryError,
+    InstanceFiles, LiveWriter, NoTag, RestartOutcome, Restarter, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryKind, QueryObject, StageError, Staged,
     Unsealed, Unsealer,
 };
 
@@ -100,6 +105,20 @@ pub struct RestoreSummary {
     pub post: PostRestoreReport,
     pub assets_restored: usize,
     pub safety: SafetyBackup,
+    pub framerr: FramerrAfterRestore,
+}
+
+/// Framerr's side of a restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FramerrAfterRestore {
+    /// Nobody else had the database open.
+    NotRunning,
+    /// Framerr was running: it reads the restored database already, but
+    /// keeps its old settings in memory until it restarts; no restart
+    /// command is configured.
+    RestartNeeded,
+    /// Framerr was running, and the restart command ran.
+    Restarted(RestartOutcome),
 }
 
 /// What verify found: everything restore would accept.
@@ -170,6 +189,8 @@ pub struct Restorer {
     pub scratch: Arc<dyn Scratch>,
     /// Post-restore on an attacker-controlled database stops past this.
     pub post_restore_deadline: Duration,
+    /// Run once after a restore written under a running Framerr.
+    pub restarter: Option<Arc<dyn Restarter>>,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -221,8 +242,15 @@ impl Restorer {
             self.ensure_no_users().await?;
         }
         let (manifest, assets_restored) = (staged.manifest().clone(), staged.assets());
-        self.instance.commit(staged, hold.lock()).await?;
-        Ok(RestoreSummary { format, manifest, post, assets_restored, safety })
+        let swap = self.instance.commit(staged, hold.lock()).await?;
+        // The instance is released first: Framerr restarting may read it.
+        drop(hold);
+        let framerr = match (swap, &self.restarter) {
+            (DatabaseSwap::Replaced, _) => FramerrAfterRestore::NotRunning,
+            (DatabaseSwap::WrittenInPlace, None) => FramerrAfterRestore::RestartNeeded,
+            (DatabaseSwap::WrittenInPlace, Some(restarter)) => FramerrAfterRestore::Restarted(restarter.restart().await),
+        };
+        Ok(RestoreSummary { format, manifest, post, assets_restored, safety, framerr })
     }
 
     /// Every check restore makes, on scratch space, the instance untouched.

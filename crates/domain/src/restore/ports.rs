@@ -208,8 +208,56 @@ pub trait InstanceFiles: Send + Sync {
     /// Swaps the staged files in under a journal: after a crash at any
     /// instant, recovery leaves the instance wholly old or wholly new.
     /// `held` (the instance lock) is kept until the swap is complete, even
-    /// if the caller stops waiting.
-    async fn commit(&self, staged: Box<dyn Staged>, held: Arc<dyn Held>) -> Result<(), StageError>;
+    /// if the caller stops waiting. While another process has the live
+    /// database open, its files are never unlinked or replaced: the staged
+    /// database is written into it through SQLite ([`LiveWriter`]).
+    async fn commit(&self, staged: Box<dyn Staged>, held: Arc<dyn Held>) -> Result<DatabaseSwap, StageError>;
+}
+
+/// How a commit put the restored database in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseSwap {
+    /// Nobody else had the live database open: the staged file was renamed
+    /// over it (with its `-wal` and `-shm` set aside).
+    Replaced,
+    /// Another process (Framerr) had it open: the staged database was
+    /// written into the live file through SQLite in one transaction, which
+    /// that process sees whole at its next read.
+    WrittenInPlace,
+}
+
+/// The live database written through SQLite itself, for a restore beside a
+/// running Framerr. Blocking: called from the commit's thread and from
+/// recovery, with this process's own connections to the live database
+/// closed (the swap gate held for writing).
+pub trait LiveWriter: Send + Sync {
+    /// Whether another process has the live database open (its SQLite
+    /// locks, probed without taking them).
+    fn opened_elsewhere(&self) -> Result<bool, DbError>;
+    /// Copies the database at `staged` into the live one in one write
+    /// transaction (SQLite's online backup API), recording `mark` in it:
+    /// the restore's commit point, which recovery reads back.
+    fn write(&self, staged: &Path, mark: &str) -> Result<(), DbError>;
+    /// Whether the live database holds `mark` (so the restore that wrote
+    /// it reached its commit point).
+    fn holds(&self, mark: &str) -> Result<bool, DbError>;
+}
+
+/// What telling a running Framerr to reload came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartOutcome {
+    /// The command ran and exited successfully.
+    Done { command: String },
+    /// It could not be started, failed, or ran past its time limit.
+    Failed { command: String, error: String },
+}
+
+/// Makes a running Framerr reload what it keeps in memory (settings,
+/// integration clients, its backup key) after its database was restored
+/// under it: the user's restart command, bounded in time.
+#[async_trait]
+pub trait Restarter: Send + Sync {
+    async fn restart(&self) -> RestartOutcome;
 }
 
 /// What a database file is, as far as restore cares.

@@ -153,3 +153,41 @@ fn another_holder_makes_restore_busy_and_a_stored_name_is_fetched() {
     block_on(r.restore(req)).unwrap();
     assert!(w.log.all().iter().any(|l| l == "open memory"));
 }
+
+/// Counts its runs and says whether Framerr's hold was released first.
+struct CountingRestarter {
+    runs: std::sync::Mutex<u32>,
+    world: Arc<World>,
+}
+
+#[async_trait::async_trait]
+impl Restarter for CountingRestarter {
+    async fn restart(&self) -> RestartOutcome {
+        *self.runs.lock().unwrap() += 1;
+        assert!(!self.world.busy.is_busy() && !self.world.lock.is_held(), "restart runs after the instance is released");
+        RestartOutcome::Done { command: "restart framerr".into() }
+    }
+}
+
+#[test]
+fn the_restart_command_runs_once_when_framerr_was_running_and_never_otherwise() {
+    for running in [false, true] {
+        let mut w = World::new();
+        Arc::get_mut(&mut w).unwrap().framerr_running = running;
+        let store = MemoryStore::default();
+        let restarter = Arc::new(CountingRestarter { runs: Default::default(), world: w.clone() });
+        let mut r = restorer(&w, &store);
+        let without = block_on(r.restore(request("right password"))).unwrap();
+        let expected = if running { FramerrAfterRestore::RestartNeeded } else { FramerrAfterRestore::NotRunning };
+        assert_eq!(without.framerr, expected);
+        r.restarter = Some(restarter.clone());
+        let with = block_on(r.restore(request("right password"))).unwrap();
+        if running {
+            let done = RestartOutcome::Done { command: "restart framerr".into() };
+            assert_eq!(with.framerr, FramerrAfterRestore::Restarted(done));
+        } else {
+            assert_eq!(with.framerr, FramerrAfterRestore::NotRunning);
+        }
+        assert_eq!(*restarter.runs.lock().unwrap(), u32::from(running), "running={running}");
+    }
+}

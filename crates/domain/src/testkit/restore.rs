@@ -19,7 +19,8 @@ use crate::memory::MemoryStore;
 use crate::name::BackupFormat;
 use crate::ports::{Database, Download, Held, LiveDatabase, Progress, Scratch, Snapshot, SnapshotKind, Upload};
 use crate::restore::{
-    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DeclaredEntry, EntryError,
+    ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DatabaseSwap, DeclaredEntry,
+    EntryError,
     InstanceFiles, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, RestoreLimits, Restorer, StageError,
     Staged,
 };
@@ -57,6 +58,8 @@ pub struct World {
     pub accounts: Mutex<Vec<Account>>,
     pub busy: BusyFlag,
     pub lock: Arc<ProcessLock>,
+    /// Another process has the live database open: commit writes into it.
+    pub framerr_running: bool,
 }
 
 impl World {
@@ -73,6 +76,7 @@ impl World {
             accounts: Mutex::new(Vec::new()),
             busy: BusyFlag::default(),
             lock: Arc::default(),
+            framerr_running: false,
         })
     }
 }
@@ -214,10 +218,10 @@ impl InstanceFiles for Files {
         self.0.log.push("stage for check");
         Ok(Box::new(StagedFiles(manifest())))
     }
-    async fn commit(&self, _: Box<dyn Staged>, _held: Arc<dyn Held>) -> Result<(), StageError> {
+    async fn commit(&self, _: Box<dyn Staged>, _held: Arc<dyn Held>) -> Result<DatabaseSwap, StageError> {
         let w = &self.0;
         w.log.push(format!("commit busy={} locked={}", w.busy.is_busy(), w.lock.is_held()));
-        Ok(())
+        Ok(if w.framerr_running { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
     }
 }
 
@@ -353,6 +357,7 @@ pub fn restorer(w: &Arc<World>, store: &MemoryStore) -> Restorer {
         accounts: Arc::new(Accounts(w.clone())),
         scratch: Arc::new(NoScratch),
         post_restore_deadline: std::time::Duration::from_secs(60),
+        restarter: None,
     }
 }
 
