@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backup_e2e::{
-    FIXTURE_KEY, Instance, Tmpfs, count, fixtures, hidden_leftovers, marker, new_backup, old_instance, python_ok, query,
-    tree, wholly_old_or_new,
+    FIXTURE_KEY, Instance, Tmpfs, count, fixtures, hidden_leftovers, new_backup, old_instance, python_ok, query, tree,
+    wholly_old_or_new,
 };
 use serde_json::Value;
 

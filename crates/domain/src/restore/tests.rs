@@ -164,7 +164,10 @@ struct CountingRestarter {
 impl Restarter for CountingRestarter {
     async fn restart(&self) -> RestartOutcome {
         *self.runs.lock().unwrap() += 1;
-        assert!(!self.world.busy.is_busy() && !self.world.lock.is_held(), "restart runs after the instance is released");
+        assert!(
+            !self.world.busy.is_busy() && !self.world.lock.is_held(),
+            "restart runs after the instance is released"
+        );
         RestartOutcome::Done { command: "restart framerr".into() }
     }
 }

@@ -20,9 +20,8 @@ use crate::name::BackupFormat;
 use crate::ports::{Database, Download, Held, LiveDatabase, Progress, Scratch, Snapshot, SnapshotKind, Upload};
 use crate::restore::{
     ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DatabaseSwap, DeclaredEntry,
-    EntryError,
-    InstanceFiles, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, RestoreLimits, Restorer, StageError,
-    Staged,
+    EntryError, InstanceFiles, OpenError, OpenedBackup, PostRestorePlan, PostRestoreReport, RestoreLimits, Restorer,
+    StageError, Staged,
 };
 use crate::schedule::Schedule;
 use crate::secret::Password;

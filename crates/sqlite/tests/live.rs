@@ -1,0 +1,91 @@
+//! The live database beside another process: SQLite's locks probed without
+//! taking them, and a restored database written into the live file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use backup_domain::restore::LiveWriter;
+use backup_sqlite::{RESTORE_MARK_KEY, SqliteLiveWriter};
+use rusqlite::Connection;
+
+fn database(path: &Path, page_size: u32, wal: bool, label: &str) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(&format!("PRAGMA page_size = {page_size}; VACUUM;")).unwrap();
+    if wal {
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+    }
+    c.execute_batch(
+        "CREATE TABLE system_config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE users (id TEXT PRIMARY KEY, username TEXT);
+         CREATE TABLE audit (n INTEGER);
+         CREATE TRIGGER keep_out AFTER INSERT ON system_config BEGIN INSERT INTO audit VALUES (1); END;",
+    )
+    .unwrap();
+    c.execute("INSERT INTO users VALUES ('u', ?1)", [label]).unwrap();
+}
+
+/// A process that opens `db` in WAL mode, reads it, and keeps it open.
+fn holder(db: &Path) -> std::process::Child {
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys,time\nc=sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA journal_mode=WAL')\nc.execute('SELECT count(*) FROM users').fetchall()\nprint('open', flush=True)\ntime.sleep(120)")
+        .arg(db)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+    child
+}
+
+#[test]
+fn another_process_is_seen_by_its_locks_and_this_one_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("framerr.db");
+    let writer = SqliteLiveWriter::new(&db);
+    assert!(!writer.opened_elsewhere().unwrap(), "no database yet");
+    database(&db, 4096, true, "live");
+    assert!(!writer.opened_elsewhere().unwrap(), "nobody has it open");
+    // This process's own connection does not count.
+    let own = Connection::open(&db).unwrap();
+    own.query_row("SELECT count(*) FROM users", [], |_| Ok(())).unwrap();
+    assert!(!writer.opened_elsewhere().unwrap(), "this process's own connection");
+    drop(own);
+    let mut other = holder(&db);
+    assert!(writer.opened_elsewhere().unwrap(), "another process has it open");
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert!(!writer.opened_elsewhere().unwrap(), "it is gone");
+}
+
+#[test]
+fn a_restored_database_is_written_into_the_live_one_which_keeps_its_file_mode_and_page_size() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (live, staged) = (dir.path().join("framerr.db"), dir.path().join("staged.db"));
+    database(&live, 4096, true, "old");
+    // A backup made elsewhere, with another page size and no WAL.
+    database(&staged, 8192, false, "new");
+    let mut other = holder(&live);
+    let inode = std::fs::metadata(&live).unwrap().ino();
+    let writer = SqliteLiveWriter::new(&live);
+    writer.write(&staged, "00ab-7").unwrap();
+    assert!(writer.holds("00ab-7").unwrap() && !writer.holds("00ab-8").unwrap());
+    assert_eq!(std::fs::metadata(&live).unwrap().ino(), inode, "the live file was replaced");
+    let c = Connection::open(&live).unwrap();
+    let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0)).unwrap();
+    assert_eq!(one("SELECT username FROM users"), rusqlite::types::Value::Text("new".into()));
+    assert_eq!(one("PRAGMA page_size"), rusqlite::types::Value::Integer(4096));
+    assert_eq!(one("PRAGMA journal_mode"), rusqlite::types::Value::Text("wal".into()));
+    assert_eq!(one("PRAGMA integrity_check"), rusqlite::types::Value::Text("ok".into()));
+    // The staged database's trigger did not run when the mark went in.
+    assert_eq!(one("SELECT count(*) FROM audit"), rusqlite::types::Value::Integer(0));
+    let mark = one(&format!("SELECT value FROM system_config WHERE key = '{RESTORE_MARK_KEY}'"));
+    assert_eq!(mark, rusqlite::types::Value::Text(r#"{"id":"00ab-7"}"#.into()));
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
