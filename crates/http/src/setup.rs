@@ -110,6 +110,17 @@ fn setup_request(upload: Arc<dyn BackupFile>, password: Option<Password>) -> Res
     }
 }
 
+/// Framerr's answer, plus what became of a Framerr running on the database
+/// (only then: otherwise the answer is exactly Framerr's).
+fn with_framerr(mut body: Value, framerr: &backup_domain::FramerrAfterRestore) -> Value {
+    if *framerr != backup_domain::FramerrAfterRestore::NotRunning
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("framerr".into(), crate::restore::framerr_json(framerr));
+    }
+    body
+}
+
 pub(crate) async fn restore(
     State(state): State<AppState>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
@@ -121,8 +132,8 @@ pub(crate) async fn restore(
     match state.restorer.format(&Source::File(upload.clone())).await? {
         BackupFormat::Plain => {
             let summary = crate::restore::run(&state, setup_request(upload, None)).await?;
-            let framerr = crate::restore::framerr_json(&summary.framerr);
-            Ok(Json(json!({ "success": true, "message": "Backup restored successfully", "framerr": framerr })))
+            let body = json!({ "success": true, "message": "Backup restored successfully" });
+            Ok(Json(with_framerr(body, &summary.framerr)))
         }
         BackupFormat::Encrypted => {
             let id = uuid();
@@ -203,7 +214,7 @@ pub(crate) async fn decrypt(State(state): State<AppState>, body: Option<Json<Val
     match result {
         Ok(summary) => {
             state.setup.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            Ok(Json(json!({ "success": true, "framerr": crate::restore::framerr_json(&summary.framerr) })))
+            Ok(Json(with_framerr(json!({ "success": true }), &summary.framerr)))
         }
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             let mut pending = state.setup.pending.lock().unwrap_or_else(|p| p.into_inner());
