@@ -401,9 +401,6 @@ impl InstanceFiles for FsInstance {
         let (swap, writer) = (self.swap.clone(), self.writer.clone());
         tokio::task::spawn_blocking(move || {
             let _held = held;
-            // This process's own connections to the live database are
-            // closed from here on, so the probe of SQLite's locks sees only
-            // other processes' and cannot drop ours.
             let _swapping = swap.blocking_write();
             commit(&staged, writer.as_deref(), &|point| {
                 failpoint(point);
@@ -425,11 +422,9 @@ fn commit(
 ) -> Result<DatabaseSwap, StageError> {
     let crashed = || StageError::Io { path: "commit".into(), detail: "crashed".into(), full: false };
     let layout = &staged.layout;
-    // When it cannot be told, writing in place is the safe side.
-    let written = match writer {
-        Some(writer) if FileId::of(&layout.db).is_some() => writer.opened_elsewhere().unwrap_or(true),
-        _ => false,
-    };
+    // The writer, when another process has the live database open (when
+    // that cannot be told, writing in place is the safe side).
+    let written = writer.filter(|w| FileId::of(&layout.db).is_some() && w.opened_elsewhere().unwrap_or(true));
     let paths = Paths { layout, id: &staged.id };
     let item = |role| Item {
         role,
@@ -437,7 +432,7 @@ fn commit(
         new: paths.staged(role).and_then(|s| FileId::of(&s)),
     };
     let mut items = Vec::new();
-    if !written {
+    if written.is_none() {
         for role in [Role::Wal, Role::Shm, Role::Database] {
             items.push(item(role));
         }
@@ -451,7 +446,7 @@ fn commit(
         items.push(item(role));
     }
     let path = layout.journal();
-    let how = if written { DatabaseMove::Written } else { DatabaseMove::Renamed };
+    let how = if written.is_some() { DatabaseMove::Written } else { DatabaseMove::Renamed };
     let mut journal = Journal::new(staged.id.clone(), how, items);
     journal.write(&path).map_err(|e| io_error(&path, e))?;
     if crash_at("restore:journal-written") {
@@ -467,7 +462,7 @@ fn commit(
         Err(journal::Stop::Crashed) => return Err(crashed()),
         Err(journal::Stop::Io(e)) => return Err(undo(io_error(&layout.db, e))),
     }
-    if let (true, Some(writer)) = (written, writer) {
+    if let Some(writer) = written {
         if let Err(e) = writer.write(&staged.db, &staged.id) {
             let full = matches!(e, backup_domain::DbError::Full(_));
             let detail = format!("writing the restored database into the one Framerr has open: {e}");
@@ -485,7 +480,7 @@ fn commit(
     journal::finish(&paths, &journal.items).map_err(|e| io_error(&path, e))?;
     std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
     backup_fsutil::sync_parent(&path);
-    Ok(if written { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
+    Ok(if written.is_some() { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
 }
 
 /// What recovery did.

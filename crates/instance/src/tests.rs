@@ -83,26 +83,35 @@ fn new_archive() -> Box<dyn ArchiveEntries> {
     Box::new(Entries::new(&[("framerr.db", b"new database"), ("custom-icons/new.png", b"new icon")]))
 }
 
-/// "old" or "new", after checking the instance is not a mix.
-fn state(layout: &Layout) -> &'static str {
-    let db = std::fs::read(&layout.db).unwrap();
+/// "old" or "new" by the database's content, after checking that the
+/// assets are of the same state (and the caches went with the old one).
+fn assets_match(layout: &Layout) -> &'static str {
     let icons = layout.assets.get(AssetFolder::CustomIcons);
     // A folder the archive had no files for is never touched.
     assert_eq!(std::fs::read(layout.assets.get(AssetFolder::Favicon).join("favicon.ico")).unwrap(), b"kept");
-    match db.as_slice() {
+    match std::fs::read(&layout.db).unwrap().as_slice() {
         b"old database" => {
-            assert_eq!(std::fs::read(layout.db_side("-wal")).unwrap(), b"old wal", "the old WAL was lost");
             assert!(icons.join("old.png").exists() && !icons.join("new.png").exists(), "old database, new icons");
             "old"
         }
         b"new database" => {
-            assert!(!layout.db_side("-wal").exists(), "a stale WAL beside the new database");
             assert!(icons.join("new.png").exists() && !icons.join("old.png").exists(), "new database, old icons");
             assert!(!layout.caches[0].exists(), "caches were not cleared");
             "new"
         }
         other => panic!("database is {:?}", String::from_utf8_lossy(other)),
     }
+}
+
+/// "old" or "new" after a swap by renames, checking the instance is not a
+/// mix: the old WAL stays with the old database, never beside the new.
+fn state(layout: &Layout) -> &'static str {
+    let state = assets_match(layout);
+    match state {
+        "old" => assert_eq!(std::fs::read(layout.db_side("-wal")).unwrap(), b"old wal", "the old WAL was lost"),
+        _ => assert!(!layout.db_side("-wal").exists(), "a stale WAL beside the new database"),
+    }
+    state
 }
 
 fn ours_left(layout: &Layout) -> Vec<String> {
@@ -124,6 +133,21 @@ fn stage(instance: &FsInstance) -> Box<StagedFiles> {
     staged.into_any().downcast::<StagedFiles>().unwrap()
 }
 
+/// Stages and commits, the process "dying" at `point`: nothing of its own
+/// cleanup runs.
+fn crash_at(instance: &FsInstance, point: &str) {
+    let staged = stage(instance);
+    let result = commit(&staged, instance.writer.as_deref(), &|p| p == point);
+    std::mem::forget(staged);
+    assert!(result.is_err(), "{point}: no crash happened");
+}
+
+/// The next holder of the lock recovers.
+fn recover_after(instance: &FsInstance, point: &str) {
+    let (_lock, recovered) = instance.lock().acquire_blocking(Duration::ZERO).unwrap();
+    assert!(recovered.is_some(), "{point}: nothing to recover");
+}
+
 #[test]
 fn a_crash_at_every_point_of_the_swap_recovers_to_old_or_new() {
     let mut points = vec!["restore:journal-written".to_owned(), "restore:committed".to_owned()];
@@ -135,15 +159,10 @@ fn a_crash_at_every_point_of_the_swap_recovers_to_old_or_new() {
     for point in &points {
         let world = old_world();
         let instance = FsInstance::new(world.layout.clone());
-        let staged = stage(&instance);
-        let result = commit(&staged, None, &|p| p == point);
-        // The process "died": nothing of its own cleanup runs.
-        std::mem::forget(staged);
-        assert!(result.is_err(), "{point}: no crash happened");
+        crash_at(&instance, point);
         // Another process opening the database meanwhile finds one.
         assert!(world.layout.db.is_file(), "{point}: the database path is missing mid-swap");
-        let (_lock, recovered) = instance.lock().acquire_blocking(Duration::ZERO).unwrap();
-        assert!(recovered.is_some(), "{point}: nothing to recover");
+        recover_after(&instance, point);
         let outcome = state(&world.layout);
         assert!(world.layout.db.is_file(), "{point}: the database path is missing after recovery");
         assert_eq!(ours_left(&world.layout), Vec::<String>::new(), "{point}");
@@ -228,20 +247,7 @@ fn in_place(world: &World, fail: bool) -> FsInstance {
 fn state_in_place(layout: &Layout, db_id: FileId) -> &'static str {
     assert_eq!(FileId::of(&layout.db), Some(db_id), "the live database file was replaced");
     assert_eq!(std::fs::read(layout.db_side("-wal")).unwrap(), b"old wal", "the WAL was moved or replaced");
-    let icons = layout.assets.get(AssetFolder::CustomIcons);
-    assert_eq!(std::fs::read(layout.assets.get(AssetFolder::Favicon).join("favicon.ico")).unwrap(), b"kept");
-    match std::fs::read(&layout.db).unwrap().as_slice() {
-        b"old database" => {
-            assert!(icons.join("old.png").exists() && !icons.join("new.png").exists(), "old database, new icons");
-            "old"
-        }
-        b"new database" => {
-            assert!(icons.join("new.png").exists() && !icons.join("old.png").exists(), "new database, old icons");
-            assert!(!layout.caches[0].exists(), "caches were not cleared");
-            "new"
-        }
-        other => panic!("database is {:?}", String::from_utf8_lossy(other)),
-    }
+    assets_match(layout)
 }
 
 #[test]
@@ -251,21 +257,16 @@ fn beside_another_process_the_database_is_written_in_place_and_a_crash_anywhere_
         "restore:database-written".to_owned(),
         "restore:committed".to_owned(),
     ];
-    for i in 0..1 {
-        points.push(format!("restore:moved-old-{i}"));
-        points.push(format!("restore:moved-new-{i}"));
-    }
+    // One asset folder: the only item the journal moves.
+    points.push("restore:moved-old-0".to_owned());
+    points.push("restore:moved-new-0".to_owned());
     let mut outcomes = Vec::new();
     for point in &points {
         let world = old_world();
         let db_id = FileId::of(&world.layout.db).unwrap();
         let instance = in_place(&world, false);
-        let staged = stage(&instance);
-        let result = commit(&staged, instance.writer.as_deref(), &|p| p == point);
-        std::mem::forget(staged);
-        assert!(result.is_err(), "{point}: no crash happened");
-        let (_lock, recovered) = instance.lock().acquire_blocking(Duration::ZERO).unwrap();
-        assert!(recovered.is_some(), "{point}: nothing to recover");
+        crash_at(&instance, point);
+        recover_after(&instance, point);
         let outcome = state_in_place(&world.layout, db_id);
         assert_eq!(ours_left(&world.layout), Vec::<String>::new(), "{point}");
         outcomes.push((point.clone(), outcome));
@@ -313,9 +314,7 @@ fn an_interrupted_in_place_restore_is_left_alone_while_the_database_cannot_say()
     }
     let world = old_world();
     let instance = FsInstance::new(world.layout.clone()).with_live_writer(Arc::new(Unreadable));
-    let staged = stage(&instance);
-    assert!(commit(&staged, instance.writer.as_deref(), &|p| p == "restore:moved-new-0").is_err());
-    std::mem::forget(staged);
+    crash_at(&instance, "restore:moved-new-0");
     let err = instance.lock().acquire_blocking(Duration::ZERO).unwrap_err();
     assert!(err.to_string().contains("cannot be finished or rolled back yet"), "{err}");
     assert!(world.layout.journal().exists(), "the journal is kept for a later recovery");

@@ -45,9 +45,6 @@ pub struct SqliteDatabase {
     work_dir: PathBuf,
     cipher: Option<Arc<dyn FieldCipher>>,
     swap: SwapGate,
-    /// The last answer of the lock probe, for when this process is using
-    /// the database and cannot probe.
-    elsewhere: Arc<std::sync::Mutex<Option<bool>>>,
 }
 
 /// Shared with the restore commit of the same process: every connection to
@@ -96,13 +93,7 @@ impl SqliteDatabase {
     /// with room for a copy of the database. `cipher` is the instance key's
     /// field cipher, when `SECRET_ENCRYPTION_KEY` is set.
     pub fn new(path: impl Into<PathBuf>, work_dir: impl Into<PathBuf>, cipher: Option<Arc<dyn FieldCipher>>) -> Self {
-        SqliteDatabase {
-            path: path.into(),
-            work_dir: work_dir.into(),
-            cipher,
-            swap: SwapGate::default(),
-            elsewhere: Arc::default(),
-        }
+        SqliteDatabase { path: path.into(), work_dir: work_dir.into(), cipher, swap: SwapGate::default() }
     }
 
     /// Connections wait for the restore commits that hold `swap`.
@@ -219,23 +210,8 @@ impl Database for SqliteDatabase {
     }
 
     async fn opened_elsewhere(&self) -> Option<bool> {
-        // Only while none of this process's connections is open: probing
-        // closes a descriptor, which would drop their locks.
-        let Ok(gate) = Arc::clone(&self.swap).try_write_owned() else {
-            return *self.elsewhere.lock().ok()?;
-        };
         let path = self.path.clone();
-        let answer = tokio::task::spawn_blocking(move || {
-            let _gate = gate;
-            live::opened_elsewhere(&path)
-        })
-        .await
-        .ok()
-        .and_then(Result::ok);
-        if let Ok(mut last) = self.elsewhere.lock() {
-            *last = answer;
-        }
-        answer
+        tokio::task::spawn_blocking(move || live::opened_elsewhere(&path)).await.ok().and_then(Result::ok)
     }
 
     async fn state(&self) -> LiveDatabase {

@@ -17,17 +17,19 @@
 //! locks (across containers sharing a volume too, as one kernel keeps
 //! them) and never this process's own. Closing any descriptor of a file
 //! drops every POSIX lock this process holds on it, SQLite's included, so
-//! the probe runs only while this process has no connection to the live
-//! database (its swap gate held for writing).
+//! the probe never closes a descriptor of the live files: it keeps one
+//! open per file, and lets one go only once a restore replaced that file
+//! (no connection of this process can be using it then).
 //!
 //! rusqlite is used here, beside sqlx, for its safe wrapper of the backup
 //! API (sqlx has none, and this workspace forbids `unsafe`); both link the
 //! same SQLite.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
@@ -52,14 +54,42 @@ const BUSY: Duration = Duration::from_secs(30);
 const DB_LOCKS: (i64, i64) = (0x4000_0000, 512);
 const SHM_LOCKS: (i64, i64) = (120, 9);
 
+/// The probe's descriptors, by path, with the file (device, inode) each
+/// one is open on: never closed while that file is the one at the path.
+static PROBED: Mutex<Vec<Probed>> = Mutex::new(Vec::new());
+
+/// A path, the (device, inode) of the file it named when opened, and the
+/// descriptor.
+type Probed = (PathBuf, (u64, u64), File);
+
 /// Whether a process other than this one holds a lock on `path` in
 /// `range`: a write lock there would conflict with it.
 fn locked_elsewhere(path: &Path, (start, len): (i64, i64)) -> io::Result<bool> {
-    let file = match OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path) {
-        Ok(file) => file,
+    let id = match std::fs::symlink_metadata(path) {
+        Ok(meta) => (meta.dev(), meta.ino()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
+    let mut probed = PROBED.lock().unwrap_or_else(|p| p.into_inner());
+    let index = match probed.iter().position(|(p, _, _)| p == path) {
+        Some(i) if probed[i].1 == id => i,
+        found => {
+            let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+            let entry = (path.to_path_buf(), id, file);
+            match found {
+                // A restore replaced that file: its old descriptor goes.
+                Some(i) => {
+                    probed[i] = entry;
+                    i
+                }
+                None => {
+                    probed.push(entry);
+                    probed.len() - 1
+                }
+            }
+        }
+    };
+    let file = &probed[index].2;
     let mut lock = nix::libc::flock {
         l_type: nix::libc::F_WRLCK as i16,
         l_whence: nix::libc::SEEK_SET as i16,
@@ -67,18 +97,18 @@ fn locked_elsewhere(path: &Path, (start, len): (i64, i64)) -> io::Result<bool> {
         l_len: len,
         l_pid: 0,
     };
-    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETLK(&mut lock)).map_err(io::Error::from)?;
+    nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_GETLK(&mut lock)).map_err(io::Error::from)?;
     Ok(lock.l_type != nix::libc::F_UNLCK as i16)
 }
 
-fn side(db: &Path, suffix: &str) -> PathBuf {
+/// `framerr.db` + `-wal` or `-shm`.
+pub(crate) fn side(db: &Path, suffix: &str) -> PathBuf {
     let mut path = db.as_os_str().to_owned();
     path.push(suffix);
     PathBuf::from(path)
 }
 
-/// Whether another process has the database at `db` open. Call it only
-/// while this process has no connection to it (see the module docs).
+/// Whether another process has the database at `db` open.
 pub(crate) fn opened_elsewhere(db: &Path) -> Result<bool, DbError> {
     let probe = |path: &Path, range| {
         locked_elsewhere(path, range).map_err(|e| DbError::Other(format!("{}: {e}", display(path))))

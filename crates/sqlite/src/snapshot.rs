@@ -103,13 +103,9 @@ pub(crate) async fn raw(db: &SqliteDatabase, why: &str) -> Result<SqliteSnapshot
         tokio::fs::copy(&from, &to).await.map_err(|e| DbError::Other(format!("cannot copy {}: {e}", display(&from))))
     };
     snapshot.size = copy(db.path.clone(), snapshot.path.clone()).await?;
-    let mut wal = db.path.clone().into_os_string();
-    wal.push("-wal");
-    let wal = PathBuf::from(wal);
+    let wal = crate::live::side(&db.path, "-wal");
     if tokio::fs::metadata(&wal).await.is_ok_and(|m| m.len() > 0) {
-        let mut to = snapshot.path.clone().into_os_string();
-        to.push(".wal-copy");
-        let to = PathBuf::from(to);
+        let to = crate::live::side(&snapshot.path, ".wal-copy");
         let size = copy(wal, to.clone()).await?;
         snapshot.wal = Some((to, size));
     }
@@ -123,7 +119,6 @@ pub(crate) async fn take(
 ) -> Result<SqliteSnapshot, DbError> {
     // Read-only: a backup never writes to the live database, not even a
     // checkpoint when its connection closes.
-    crate::check_is_sqlite(&db.path).await?;
     let mut live = db.connect_as(true).await?;
     // From here on the guard deletes the file whatever happens.
     let mut snapshot = new_snapshot(db).await?;

@@ -89,3 +89,29 @@ fn a_restored_database_is_written_into_the_live_one_which_keeps_its_file_mode_an
     other.kill().unwrap();
     other.wait().unwrap();
 }
+
+/// Whether, seen from another process, someone holds a lock on the `-shm`
+/// file's WAL lock bytes.
+fn shm_locked_seen_from_outside(db: &Path) -> bool {
+    let script = "import fcntl,os,struct,sys\nfd=os.open(sys.argv[1]+'-shm',os.O_RDONLY)\nr=fcntl.fcntl(fd,fcntl.F_GETLK,struct.pack('hhqqi',fcntl.F_WRLCK,0,120,9,0))\nprint(struct.unpack('hhqqi',r[:struct.calcsize('hhqqi')])[0]!=fcntl.F_UNLCK)";
+    let out = Command::new("python3").arg("-c").arg(script).arg(db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim() == "True"
+}
+
+#[test]
+fn probing_never_drops_this_processs_own_sqlite_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("framerr.db");
+    database(&db, 4096, true, "live");
+    let own = Connection::open(&db).unwrap();
+    own.query_row("SELECT count(*) FROM users", [], |_| Ok(())).unwrap();
+    assert!(shm_locked_seen_from_outside(&db), "an open WAL connection holds the -shm lock");
+    let writer = SqliteLiveWriter::new(&db);
+    for _ in 0..3 {
+        assert!(!writer.opened_elsewhere().unwrap());
+    }
+    // Closing a descriptor of the file would have dropped them.
+    assert!(shm_locked_seen_from_outside(&db), "the probe dropped this process's own locks");
+    drop(own);
+}

@@ -228,8 +228,7 @@ pub enum DatabaseSwap {
 
 /// The live database written through SQLite itself, for a restore beside a
 /// running Framerr. Blocking: called from the commit's thread and from
-/// recovery, with this process's own connections to the live database
-/// closed (the swap gate held for writing).
+/// recovery.
 pub trait LiveWriter: Send + Sync {
     /// Whether another process has the live database open (its SQLite
     /// locks, probed without taking them).
