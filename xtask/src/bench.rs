@@ -116,6 +116,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs `script` `runs` times, telling each run; returns the median wall
+/// time and the highest peak RSS (KiB).
+fn median_of(label: &str, script: &str, env: &[(&str, &Path)], runs: usize) -> Result<(f64, u64)> {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for i in 0..runs {
+        let (secs, rss) = measure(script, env)?;
+        eprintln!("{label} run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
+        times.push(secs);
+        peak = peak.max(rss);
+    }
+    Ok((median(times), peak))
+}
+
 /// A Framerr-shaped database: media library rows with JSON metadata
 /// (compressible text), posters (half random, like images), an FTS-like
 /// index, sessions and notifications, filled to about `size` bytes.
@@ -264,15 +278,8 @@ pub(crate) fn run(args: &[String]) -> Result {
         if label == "framerr-backup create (encrypted)" {
             encryption("enable");
         }
-        let mut times = Vec::new();
-        let mut peak = 0;
-        for i in 0..o.runs {
-            let (secs, rss) = measure(script, &env)?;
-            eprintln!("{label} run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
-            times.push(secs);
-            peak = peak.max(rss);
-        }
-        rows.push((label, median(times), peak));
+        let (secs, peak) = median_of(label, script, &env, o.runs)?;
+        rows.push((label, secs, peak));
     }
     encryption("disable");
     let out_size = std::fs::metadata(dir.join("ours.zip")).map(|m| m.len()).unwrap_or(0);
@@ -336,15 +343,8 @@ fn neighbour(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
     for (label, script) in
         [("restore, nobody else on the database", &alone), ("restore beside a running Framerr", &beside)]
     {
-        let mut times = Vec::new();
-        let mut peak = 0;
-        for i in 0..runs {
-            let (secs, rss) = measure(script, &env)?;
-            eprintln!("{label} run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
-            times.push(secs);
-            peak = peak.max(rss);
-        }
-        rows.push((label, median(times), peak));
+        let (secs, peak) = median_of(label, script, &env, runs)?;
+        rows.push((label, secs, peak));
     }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     println!("\nbackup of a {} MiB database restored over a running instance, {runs} runs each", db_size >> 20);
@@ -401,20 +401,14 @@ c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         let script = format!(
             "rm -f \"$OUT/{out}.zip\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create{full} --output \"$OUT/{out}.zip\""
         );
-        let mut times = Vec::new();
-        let mut peak = 0;
-        for _ in 0..runs {
-            let (secs, rss) = measure(&script, &env)?;
-            times.push(secs);
-            peak = peak.max(rss);
-        }
+        let (secs, peak) = median_of(label, &script, &env, runs)?;
         let size = std::fs::metadata(dir.join(format!("{out}.zip"))).map_err(|e| e.to_string())?.len();
         let size = if size < 1 << 20 {
             format!("{} KiB", size >> 10)
         } else {
             format!("{:.1} MiB", size as f64 / (1 << 20) as f64)
         };
-        println!("| {label} | {:.2} s | {} MiB | {size} |", median(times), peak / 1024);
+        println!("| {label} | {secs:.2} s | {} MiB | {size} |", peak / 1024);
     }
     Ok(())
 }
@@ -453,26 +447,12 @@ fn s3(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
         "rm -rf \"$DATA/backups\" && AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=s \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent --destination '{url}' create --full"
     );
     let env: Vec<(&str, &Path)> = vec![("BIN", bin), ("DATA", data), ("OUT", dir)];
-    let mut times = Vec::new();
-    let mut peak = 0;
-    let result = (|| {
-        for i in 0..runs {
-            let (secs, rss) = measure(&script, &env)?;
-            eprintln!("create + copy to S3 run {}: {secs:.2} s, peak RSS {} MiB", i + 1, rss / 1024);
-            times.push(secs);
-            peak = peak.max(rss);
-        }
-        Ok::<_, String>(())
-    })();
+    let result = median_of("create + copy to S3", &script, &env, runs);
     let _ = moto.kill();
     let _ = moto.wait();
-    result?;
+    let (secs, peak) = result?;
     println!("\n| command | median wall time | peak RSS |");
     println!("|---|---|---|");
-    println!(
-        "| framerr-backup create, copied to S3 (moto on 127.0.0.1) | {:.2} s | {} MiB |",
-        median(times),
-        peak / 1024
-    );
+    println!("| framerr-backup create, copied to S3 (moto on 127.0.0.1) | {secs:.2} s | {} MiB |", peak / 1024);
     Ok(())
 }

@@ -61,10 +61,18 @@ pub(crate) async fn require_admin(
 /// Whether `session` is a live admin session: `Ok(false)` for another
 /// user's, 401 for none.
 pub(crate) async fn admin_session(state: &AppState, session: &str) -> Result<bool, ApiError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match state.sessions.session_user(session, now).await {
-        Ok(Some(user)) => Ok(user.is_admin),
+    match session_admin(&*state.sessions, session).await {
+        Ok(Some(admin)) => Ok(admin),
         Ok(None) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "Not authenticated")),
         Err(e) => Err(ApiError::internal("Authentication", e)),
     }
+}
+
+/// Whether `session` is a live admin's; `None` for no live session.
+pub(crate) async fn session_admin(
+    sessions: &dyn backup_domain::auth::Sessions,
+    session: &str,
+) -> Result<Option<bool>, backup_domain::DbError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(sessions.session_user(session, now).await?.map(|user| user.is_admin))
 }

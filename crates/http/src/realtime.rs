@@ -207,9 +207,8 @@ async fn passed_on(mut answer: reqwest::Response) -> Result<Response, String> {
 
 /// Whether `session` is a live admin's; `None` when it cannot be told now.
 async fn is_admin(sessions: &dyn Sessions, session: &str) -> Option<bool> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    match sessions.session_user(session, now).await {
-        Ok(user) => Some(user.is_some_and(|u| u.is_admin)),
+    match crate::auth::session_admin(sessions, session).await {
+        Ok(admin) => Some(admin.unwrap_or(false)),
         Err(e) => {
             tracing::debug!(error = %e, "cannot check a realtime stream's session");
             None
