@@ -399,7 +399,9 @@ function showHealth(r) {
     ['Next run', r.nextRun ? formatDate(r.nextRun) : 'None scheduled'],
     ['Now', r.inProgress ? 'A backup or restore is running' : 'Idle'],
     // A restore is written into the database Framerr has open.
-    ...(r.framerrStatus ? [['Framerr', r.framerrStatus]] : []),
+    ...(typeof r.framerrRunning === 'boolean'
+      ? [['Framerr', r.framerrRunning ? 'Running on this database' : 'Not running on this database']]
+      : []),
     ...(notes ? [['Notifications', notes.length ? notes.join(', ') : 'None set up']] : []),
   ]);
   parts.push(dl);
