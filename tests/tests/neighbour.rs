@@ -225,3 +225,33 @@ fn kill_9_anywhere_in_twenty_restores_beside_a_running_framerr_leaves_a_whole_in
     eprintln!("restore beside the stand-in of {full:?} killed 20 times: outcomes {seen:?}");
     assert!(seen.contains("old") && seen.contains("new"), "the kills did not span the restore: {seen:?}");
 }
+
+#[test]
+#[ignore = "needs root to mount a tmpfs (CI runs as root and runs it)"]
+fn a_full_disk_while_writing_beside_a_running_framerr_leaves_it_whole_on_its_database() {
+    let (_source, zip) = new_backup(8);
+    let mut seen = std::collections::BTreeMap::new();
+    for mib in (12..=44).step_by(2) {
+        let inst = Instance::empty();
+        let _full = backup_e2e::Tmpfs::mount(&inst.data(), &format!("{mib}m"));
+        let old = old_instance();
+        backup_e2e::copy_tree(&old.data(), &inst.data());
+        let standin = StandIn::start(&inst.db());
+        let out = inst.run(&["restore", zip.to_str().unwrap(), "--yes"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            assert!(stderr.to_lowercase().contains("space"), "{mib} MiB: {stderr}");
+        }
+        inst.ok(&["list"]);
+        assert!(standin.deleted_files().is_empty(), "{mib} MiB: {:?}", standin.deleted_files());
+        let state = wholly_old_or_new(&inst, &format!("{mib} MiB"));
+        assert_eq!(standin.state()["marker"], state.as_str(), "{mib} MiB: the stand-in reads another state");
+        assert_eq!(out.status.success(), state == "new", "{mib} MiB: {stderr}");
+        let left = hidden_leftovers(inst.dir.path());
+        assert!(left.is_empty(), "{mib} MiB ({state}): {left:?}");
+        seen.insert(mib, state);
+    }
+    eprintln!("outcomes by tmpfs size: {seen:?}");
+    let states: std::collections::BTreeSet<&String> = seen.values().collect();
+    assert_eq!(states.len(), 2, "the sizes tried should cover both outcomes: {seen:?}");
+}

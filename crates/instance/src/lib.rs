@@ -447,7 +447,7 @@ fn commit(
     }
     let path = layout.journal();
     let how = if written.is_some() { DatabaseMove::Written } else { DatabaseMove::Renamed };
-    let mut journal = Journal::new(staged.id.clone(), how, items);
+    let journal = Journal::new(staged.id.clone(), how, items);
     journal.write(&path).map_err(|e| io_error(&path, e))?;
     if crash_at("restore:journal-written") {
         return Err(crashed());
@@ -462,24 +462,37 @@ fn commit(
         Err(journal::Stop::Crashed) => return Err(crashed()),
         Err(journal::Stop::Io(e)) => return Err(undo(io_error(&layout.db, e))),
     }
-    if let Some(writer) = written {
-        if let Err(e) = writer.write(&staged.db, &staged.id) {
-            let full = matches!(e, backup_domain::DbError::Full(_));
-            let detail = format!("writing the restored database into the one Framerr has open: {e}");
-            return Err(undo(StageError::Io { path: layout.db.display().to_string(), detail, full }));
+    match written {
+        // The commit point is the database's own transaction.
+        Some(writer) => {
+            if let Err(e) = writer.write(&staged.db, &staged.id) {
+                let full = matches!(e, backup_domain::DbError::Full(_));
+                let detail = format!("writing the restored database into the one Framerr has open: {e}");
+                return Err(undo(StageError::Io { path: layout.db.display().to_string(), detail, full }));
+            }
+            if crash_at("restore:database-written") {
+                return Err(crashed());
+            }
         }
-        if crash_at("restore:database-written") {
-            return Err(crashed());
+        // The commit point is the journal saying so.
+        None => {
+            let committed = Journal { state: State::Committed, ..journal.clone() };
+            if let Err(e) = committed.write(&path) {
+                return Err(undo(io_error(&path, e)));
+            }
         }
     }
-    journal.state = State::Committed;
-    journal.write(&path).map_err(|e| io_error(&path, e))?;
     if crash_at("restore:committed") {
         return Err(crashed());
     }
-    journal::finish(&paths, &journal.items).map_err(|e| io_error(&path, e))?;
-    std::fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
-    backup_fsutil::sync_parent(&path);
+    // Past the commit point the restore has happened: what is left is
+    // tidying, which the next holder of the lock finishes if it fails now
+    // (a full disk must not make a done restore look failed).
+    let tidied = journal::finish(&paths, &journal.items).and_then(|()| std::fs::remove_file(&path));
+    match tidied {
+        Ok(()) => backup_fsutil::sync_parent(&path),
+        Err(e) => tracing::warn!(error = %e, "the restore is complete; its old copies are removed at the next command"),
+    }
     Ok(if written.is_some() { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
 }
 
