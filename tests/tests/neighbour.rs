@@ -104,7 +104,9 @@ fn health(server: &Server) -> Value {
 fn the_api_says_framerr_was_running_and_runs_the_restart_command_once_then_only() {
     let (_source, inst, name) = old_instance_holding_a_new_backup();
     let ran = inst.dir.path().join("restarts.log");
-    let restart = format!("sh -c 'echo ran >> {}'", ran.display());
+    // It records what it got of this program's secrets: nothing.
+    let restart =
+        format!("sh -c 'echo \"ran key=$SECRET_ENCRYPTION_KEY token=$FRAMERR_BACKUP_TOKEN\" >> {}'", ran.display());
     let mut command = inst.command(&["serve", "--listen", "127.0.0.1:0", "--restart-command", &restart]);
     command.env("FRAMERR_BACKUP_TOKEN", TOKEN);
     let server = Server::spawn(command);
@@ -115,7 +117,7 @@ fn the_api_says_framerr_was_running_and_runs_the_restart_command_once_then_only(
     let restored = restore_over_http(&server, &name);
     assert_eq!(restored["framerr"]["running"], true, "{restored}");
     assert_eq!(restored["framerr"]["restart"], "done", "{restored}");
-    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n", "the restart command ran once");
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran key= token=\n", "the restart command ran once");
     sees(&standin, "new", Duration::from_secs(1));
     assert!(standin.deleted_files().is_empty(), "{:?}", standin.deleted_files());
     std::thread::sleep(Duration::from_millis(300));
@@ -127,7 +129,7 @@ fn the_api_says_framerr_was_running_and_runs_the_restart_command_once_then_only(
     assert_eq!(health(&server)["framerrRunning"], false);
     let again = restore_over_http(&server, &name);
     assert_eq!(again["framerr"], json!({ "running": false, "restart": null, "message": null }), "{again}");
-    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n", "no Framerr was running: no restart");
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran key= token=\n", "no Framerr was running: no restart");
     assert_eq!(wholly_old_or_new(&inst, "after both restores"), "new");
 }
 
@@ -254,4 +256,58 @@ fn a_full_disk_while_writing_beside_a_running_framerr_leaves_it_whole_on_its_dat
     eprintln!("outcomes by tmpfs size: {seen:?}");
     let states: std::collections::BTreeSet<&String> = seen.values().collect();
     assert_eq!(states.len(), 2, "the sizes tried should cover both outcomes: {seen:?}");
+}
+
+/// A backup of the fixture marked 'new', its database changed by `sql`.
+fn new_backup_with(sql: &str) -> (Instance, std::path::PathBuf) {
+    let source = Instance::from_fixture();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"INSERT INTO system_config(key,value) VALUES('marker','new')\")\nc.executescript(sys.argv[2])\nc.commit()",
+        &[&source.db(), Path::new(sql)],
+    );
+    let created: Value = serde_json::from_str(&source.ok(&["create", "--json"])).unwrap();
+    let zip = source.backups().join(created["filename"].as_str().unwrap());
+    (source, zip)
+}
+
+#[test]
+fn the_commit_point_is_beyond_the_reach_of_the_restored_databases_own_code() {
+    // Once Framerr writes into the restored database, its triggers run: one
+    // that wipes every other row of system_config must not be able to
+    // erase the restore's commit point.
+    let (_source, zip) = new_backup_with(
+        "CREATE TRIGGER wipe AFTER INSERT ON system_config BEGIN DELETE FROM system_config WHERE key <> 'marker' AND key NOT LIKE 'standin-%'; END;",
+    );
+    let inst = old_instance();
+    let standin = StandIn::start(&inst.db());
+    // The restore dies right after its database transaction committed.
+    let out = inst
+        .command(&["restore", zip.to_str().unwrap(), "--yes"])
+        .env("FRAMERR_FAILPOINT", "restore:database-written")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint did not stop the restore");
+    sees(&standin, "new", Duration::from_secs(1));
+    // Framerr's writes have fired the restored trigger meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    inst.ok(&["list"]);
+    assert_eq!(wholly_old_or_new(&inst, "after recovery"), "new");
+    assert!(standin.deleted_files().is_empty(), "{:?}", standin.deleted_files());
+    assert!(hidden_leftovers(inst.dir.path()).is_empty(), "{:?}", hidden_leftovers(inst.dir.path()));
+}
+
+#[test]
+fn a_backup_verify_accepts_restores_beside_a_running_framerr_too() {
+    // Framerr's own tables as a hand-made or older database may have them:
+    // system_config without a key constraint.
+    let (_source, zip) = new_backup_with(
+        "CREATE TABLE sc AS SELECT * FROM system_config; DROP TABLE system_config; ALTER TABLE sc RENAME TO system_config;",
+    );
+    let verified = Instance::from_fixture().run(&["verify", zip.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let inst = old_instance();
+    let standin = StandIn::start(&inst.db());
+    inst.ok(&["restore", zip.to_str().unwrap(), "--yes"]);
+    sees(&standin, "new", Duration::from_secs(1));
+    assert_eq!(wholly_old_or_new(&inst, "after the restore"), "new");
 }

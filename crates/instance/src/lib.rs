@@ -490,10 +490,24 @@ fn commit(
     // (a full disk must not make a done restore look failed).
     let tidied = journal::finish(&paths, &journal.items).and_then(|()| std::fs::remove_file(&path));
     match tidied {
-        Ok(()) => backup_fsutil::sync_parent(&path),
+        Ok(()) => {
+            backup_fsutil::sync_parent(&path);
+            // Recovery no longer needs the mark.
+            if let Some(writer) = written {
+                unmark(writer, &staged.id);
+            }
+        }
         Err(e) => tracing::warn!(error = %e, "the restore is complete; its old copies are removed at the next command"),
     }
     Ok(if written.is_some() { DatabaseSwap::WrittenInPlace } else { DatabaseSwap::Replaced })
+}
+
+/// Takes a finished restore's mark away from the live database; one left
+/// behind names a finished restore and harms nothing.
+fn unmark(writer: &dyn LiveWriter, id: &str) {
+    if let Err(e) = writer.unmark(id) {
+        tracing::debug!(error = %e, "the restore's mark stays in the database header");
+    }
 }
 
 /// What recovery did.
@@ -596,6 +610,8 @@ fn recover(
     writer: Option<&dyn LiveWriter>,
 ) -> Result<Option<Recovered>, JournalError> {
     let path = layout.journal();
+    // A restore written in place whose mark can go once the journal is gone.
+    let mut marked = None;
     let outcome = match Journal::read(&path)? {
         None => None,
         Some(j) => {
@@ -627,6 +643,9 @@ fn recover(
             } else {
                 tracing::warn!("finishing a restore that completed before an interruption");
                 journal::finish(&paths, &j.items).map_err(io)?;
+                if j.database == DatabaseMove::Written {
+                    marked = Some(j.id.clone());
+                }
                 Some(Recovered::Finished)
             }
         }
@@ -634,6 +653,9 @@ fn recover(
     if outcome.is_some() {
         std::fs::remove_file(&path).map_err(|source| JournalError::Io { path: path.display().to_string(), source })?;
         backup_fsutil::sync_parent(&path);
+    }
+    if let (Some(id), Some(writer)) = (marked, writer) {
+        unmark(writer, &id);
     }
     // No journal now: staging and scratch left by a dead process are
     // garbage. Old copies are not: they are only ever made after a journal

@@ -235,6 +235,12 @@ impl LiveWriter for InPlace {
     fn holds(&self, mark: &str) -> Result<bool, backup_domain::DbError> {
         Ok(std::fs::read_to_string(&self.mark).is_ok_and(|m| m == mark))
     }
+    fn unmark(&self, mark: &str) -> Result<(), backup_domain::DbError> {
+        if self.holds(mark)? {
+            std::fs::write(&self.mark, "").unwrap();
+        }
+        Ok(())
+    }
 }
 
 fn in_place(world: &World, fail: bool) -> FsInstance {
@@ -268,6 +274,8 @@ fn beside_another_process_the_database_is_written_in_place_and_a_crash_anywhere_
         crash_at(&instance, point);
         recover_after(&instance, point);
         let outcome = state_in_place(&world.layout, db_id);
+        let mark = std::fs::read_to_string(world._dir.path().join("mark")).unwrap_or_default();
+        assert!(mark.is_empty(), "{point}: the mark outlived the recovery that finished the restore");
         assert_eq!(ours_left(&world.layout), Vec::<String>::new(), "{point}");
         outcomes.push((point.clone(), outcome));
     }
@@ -285,6 +293,7 @@ fn beside_another_process_the_database_is_written_in_place_and_a_crash_anywhere_
     assert_eq!(commit(&staged, instance.writer.as_deref(), &|_| false).unwrap(), DatabaseSwap::WrittenInPlace);
     drop(staged);
     assert_eq!(state_in_place(&world.layout, db_id), "new");
+    assert_eq!(std::fs::read_to_string(world._dir.path().join("mark")).unwrap(), "", "the mark was not taken away");
     assert!(ours_left(&world.layout).is_empty(), "{:?}", ours_left(&world.layout));
 
     let world = old_world();
@@ -310,6 +319,9 @@ fn an_interrupted_in_place_restore_is_left_alone_while_the_database_cannot_say()
         }
         fn holds(&self, _: &str) -> Result<bool, backup_domain::DbError> {
             Err(backup_domain::DbError::Other("locked".into()))
+        }
+        fn unmark(&self, _: &str) -> Result<(), backup_domain::DbError> {
+            Ok(())
         }
     }
     let world = old_world();

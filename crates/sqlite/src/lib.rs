@@ -28,7 +28,7 @@ use backup_domain::ports::{Contents, Database, FieldCipher, LiveDatabase, Snapsh
 use backup_domain::{DbError, Schedule};
 
 pub use files::SqliteFiles;
-pub use live::{RESTORE_MARK_KEY, SqliteLiveWriter};
+pub use live::{SqliteLiveWriter, mark_of};
 pub use snapshot::SqliteSnapshot;
 
 /// The `system_config` key of Framerr's own schedule, which Framerr's own

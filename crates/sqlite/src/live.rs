@@ -19,7 +19,9 @@
 //! drops every POSIX lock this process holds on it, SQLite's included, so
 //! the probe never closes a descriptor of the live files: it keeps one
 //! open per file, and lets one go only once a restore replaced that file
-//! (no connection of this process can be using it then).
+//! (no connection of this process can be using it then). A connection in
+//! rollback-journal mode holds no lock while idle: processes that `/proc`
+//! shows with the database open count too.
 //!
 //! rusqlite is used here, beside sqlx, for its safe wrapper of the backup
 //! API (sqlx has none, and this workspace forbids `unsafe`); both link the
@@ -34,16 +36,24 @@ use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 use backup_domain::DbError;
 use backup_domain::restore::LiveWriter;
 
 use crate::display;
 
-/// The `system_config` key that records the last restore written into the
-/// live database: its id (the commit point recovery reads) and when.
-pub const RESTORE_MARK_KEY: &str = "framerrBackupRestore";
+/// A restore's mark: the database header's application id (`PRAGMA
+/// application_id`, which Framerr leaves at 0), derived from the restore's
+/// id and never 0. No SQL in the database can change it (triggers run no
+/// pragmas), so whatever a restored database's code does once Framerr
+/// writes into it, the mark says truly whether the restore's transaction
+/// committed.
+pub fn mark_of(id: &str) -> i32 {
+    // FNV-1a: stable across versions, which recovery relies on.
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    i32::from_ne_bytes(hash.to_ne_bytes()).max(1)
+}
 
 /// How long writing waits for Framerr's own write transactions.
 const BUSY: Duration = Duration::from_secs(30);
@@ -113,18 +123,43 @@ pub(crate) fn opened_elsewhere(db: &Path) -> Result<bool, DbError> {
     let probe = |path: &Path, range| {
         locked_elsewhere(path, range).map_err(|e| DbError::Other(format!("{}: {e}", display(path))))
     };
-    Ok(probe(&side(db, "-shm"), SHM_LOCKS)? || probe(db, DB_LOCKS)?)
+    Ok(probe(&side(db, "-shm"), SHM_LOCKS)? || probe(db, DB_LOCKS)? || open_in_proc(db))
+}
+
+/// Whether a process that `/proc` shows has `db` open: a connection in
+/// rollback-journal mode holds no lock while idle. Only processes of this
+/// PID namespace that this user may inspect are seen (Framerr in another
+/// container is seen by its locks, in WAL mode). Processes of this very
+/// program are not Framerr: they keep the probe's descriptors open, and
+/// their connections, while open, hold locks.
+fn open_in_proc(db: &Path) -> bool {
+    let identity = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let Some(id) = identity(db) else { return false };
+    let ours = identity(Path::new("/proc/self/exe"));
+    let Ok(processes) = std::fs::read_dir("/proc") else { return false };
+    processes.flatten().any(|process| {
+        let is_pid = process.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid || identity(&process.path().join("exe")) == ours {
+            return false;
+        }
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { return false };
+        // Following a descriptor's link opens nothing.
+        fds.flatten().any(|fd| identity(&fd.path()) == Some(id))
+    })
 }
 
 /// Writes restored databases into the live one at `path`.
 #[derive(Debug, Clone)]
 pub struct SqliteLiveWriter {
     path: PathBuf,
+    /// The application id each restored database had before it carried a
+    /// mark, by mark, to put back once the restore is tidied.
+    originals: std::sync::Arc<Mutex<Vec<(i32, i32)>>>,
 }
 
 impl SqliteLiveWriter {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SqliteLiveWriter { path: path.into() }
+        SqliteLiveWriter { path: path.into(), originals: Default::default() }
     }
 }
 
@@ -153,14 +188,25 @@ fn page_size(conn: &Connection, path: &Path) -> Result<i64, DbError> {
     conn.pragma_query_value(None, "page_size", |r| r.get(0)).map_err(|e| db_error(path, e))
 }
 
+fn application_id(conn: &Connection, path: &Path) -> Result<i32, DbError> {
+    conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(|e| db_error(path, e))
+}
+
 impl LiveWriter for SqliteLiveWriter {
     fn opened_elsewhere(&self) -> Result<bool, DbError> {
         opened_elsewhere(&self.path)
     }
 
     fn write(&self, staged: &Path, mark: &str) -> Result<(), DbError> {
+        let mark = mark_of(mark);
         let source = open(staged)?;
         let mut live = open(&self.path)?;
+        if application_id(&live, &self.path)? == mark {
+            return Err(DbError::Other(format!(
+                "{}: the live database already carries this restore's mark; restore again",
+                display(&self.path)
+            )));
+        }
         // The backup API cannot change a WAL database's page size.
         let wanted = page_size(&live, &self.path)?;
         if page_size(&source, staged)? != wanted {
@@ -168,14 +214,8 @@ impl LiveWriter for SqliteLiveWriter {
                 .execute_batch(&format!("PRAGMA journal_mode = DELETE; PRAGMA page_size = {wanted}; VACUUM;"))
                 .map_err(|e| db_error(staged, e))?;
         }
-        let value = serde_json::json!({ "id": mark }).to_string();
-        source
-            .execute(
-                "INSERT INTO system_config (key, value, updated_at) VALUES (?1, ?2, strftime('%s', 'now')) \
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (RESTORE_MARK_KEY, &value),
-            )
-            .map_err(|e| db_error(staged, e))?;
+        let original = application_id(&source, staged)?;
+        source.pragma_update(None, "application_id", mark).map_err(|e| db_error(staged, e))?;
         {
             // Every page in one step: one write transaction on the live
             // database, which SQLite keeps in WAL mode if it was.
@@ -200,26 +240,29 @@ impl LiveWriter for SqliteLiveWriter {
         // SQLite itself decides what it may do beside Framerr's readers.
         let _ = live.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         live.close().map_err(|(_, e)| db_error(&self.path, e))?;
+        self.originals.lock().unwrap_or_else(|p| p.into_inner()).push((mark, original));
         Ok(())
     }
 
     fn holds(&self, mark: &str) -> Result<bool, DbError> {
         let conn = open(&self.path)?;
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'system_config'", [], |r| {
-                r.get(0)
-            })
+        Ok(application_id(&conn, &self.path)? == mark_of(mark))
+    }
+
+    fn unmark(&self, mark: &str) -> Result<(), DbError> {
+        let mark = mark_of(mark);
+        let original = {
+            let mut originals = self.originals.lock().unwrap_or_else(|p| p.into_inner());
+            let found = originals.iter().position(|(m, _)| *m == mark);
+            found.map(|i| originals.remove(i).1).unwrap_or(0)
+        };
+        let mut conn = open(&self.path)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| db_error(&self.path, e))?;
-        if tables == 0 {
-            return Ok(false);
+        if application_id(&tx, &self.path)? == mark {
+            tx.pragma_update(None, "application_id", original).map_err(|e| db_error(&self.path, e))?;
         }
-        let value: Option<String> = conn
-            .query_row("SELECT value FROM system_config WHERE key = ?1", [RESTORE_MARK_KEY], |r| r.get(0))
-            .optional()
-            .map_err(|e| db_error(&self.path, e))?;
-        let id = value
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
-            .and_then(|v| v.get("id").and_then(|id| id.as_str().map(str::to_owned)));
-        Ok(id.as_deref() == Some(mark))
+        tx.commit().map_err(|e| db_error(&self.path, e))
     }
 }

@@ -234,12 +234,16 @@ pub trait LiveWriter: Send + Sync {
     /// locks, probed without taking them).
     fn opened_elsewhere(&self) -> Result<bool, DbError>;
     /// Copies the database at `staged` into the live one in one write
-    /// transaction (SQLite's online backup API), recording `mark` in it:
-    /// the restore's commit point, which recovery reads back.
+    /// transaction (SQLite's online backup API), recording `mark` in it
+    /// where nothing the database holds can change it: the restore's
+    /// commit point, which recovery reads back.
     fn write(&self, staged: &Path, mark: &str) -> Result<(), DbError>;
     /// Whether the live database holds `mark` (so the restore that wrote
     /// it reached its commit point).
     fn holds(&self, mark: &str) -> Result<bool, DbError>;
+    /// Takes `mark` away once the restore needs no recovery (best effort:
+    /// a mark left behind only names a finished restore).
+    fn unmark(&self, mark: &str) -> Result<(), DbError>;
 }
 
 /// What telling a running Framerr to reload came to.
