@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -885,4 +886,76 @@ async fn calendar_retention_and_pins_over_the_api() {
     let (s, _) = json_of(admin(c.post(url("/framerr-manual-2020-01-01T00-00-00.zip/pin"))).send().await.unwrap()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(admin(c.delete(url(&format!("/{name}")))).send().await.unwrap().status(), StatusCode::OK);
+}
+
+/// The fixture backup with a table added to its database whose CHECK
+/// constraint builds `bytes` of hex for each of its 20,000 rows.
+fn costly_upload(dir: &Path, bytes: u64) -> PathBuf {
+    let zip = dir.join(format!("costly-{bytes}.zip"));
+    python_ok(
+        r#"
+import sys, zipfile, sqlite3, tempfile, os
+src, out = sys.argv[1], sys.argv[2]
+d = tempfile.mkdtemp(); db = os.path.join(d, "framerr.db")
+with zipfile.ZipFile(src) as z:
+    names = z.namelist(); z.extract("framerr.db", d); entries = {n: z.read(n) for n in names if n != "framerr.db"}
+c = sqlite3.connect(db)
+c.executescript("""CREATE TABLE costly (n INTEGER);
+    WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 20000) INSERT INTO costly SELECT x FROM r;
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master SET sql = 'CREATE TABLE costly (n INTEGER CHECK (length(hex(zeroblob(BYTES))) > 0))' WHERE name = 'costly';
+    PRAGMA writable_schema = OFF;""".replace("BYTES", sys.argv[3]))
+c.commit(); c.close()
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(db, "framerr.db")
+    for n, b in entries.items(): z.writestr(n, b)
+"#,
+        &[&fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip"), &zip, Path::new(&bytes.to_string())],
+    );
+    zip
+}
+
+/// The server's peak resident memory, in KiB.
+fn peak_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_uploads_being_checked_never_keep_the_real_user_out() {
+    let inst = Instance::from_fixture();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute('DELETE FROM users')\nc.commit()",
+        &[&inst.db()],
+    );
+    schedule_off(&inst);
+    // 600 MB of hex a row (the server grew to 1.4 GB), and 4 MB a row
+    // (minutes of CPU).
+    let huge = std::fs::read(costly_upload(inst.dir.path(), 300_000_000)).unwrap();
+    let slow = std::fs::read(costly_upload(inst.dir.path(), 2_000_000)).unwrap();
+    assert!(huge.len() < 1 << 20 && slow.len() < 1 << 20, "{} {} bytes", huge.len(), slow.len());
+    let server = serve(&inst, &[]);
+    let c = client();
+    let url = format!("{}/api/auth/setup/restore", server.base);
+    let upload = |bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .part("backup", reqwest::multipart::Part::bytes(bytes).file_name("backup.zip"));
+        tokio::spawn(c.post(&url).multipart(form).send())
+    };
+    // Two hostile uploads, no sign-in needed; while they are being checked
+    // the real user uploads their backup.
+    let hostile = [upload(huge), upload(slow)];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let genuine = std::fs::read(fixtures().join("backups/framerr-manual-2026-11-26T22-17-29.zip")).unwrap();
+    let (s, body) = json_of(upload(genuine).await.unwrap().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], json!(true), "{body}");
+    for answer in hostile {
+        let (s, body) = json_of(answer.await.unwrap().unwrap()).await;
+        assert!(s.is_client_error(), "{s} {body}");
+        assert!(body.to_string().contains("too much work"), "{body}");
+    }
+    let peak = peak_kib(&server);
+    assert!(peak < 256 * 1024, "the server grew to {peak} KiB");
 }

@@ -76,13 +76,11 @@ fn another_process_holding_the_instance_makes_restore_fail_clearly_not_silently(
     let inst = old_instance();
     let first = spawn(
         inst.command(&["restore", zip.to_str().unwrap(), "--yes"])
-            .env("FRAMERR_FAILPOINT", "restore:staged=sleep:14000"),
+            .env("FRAMERR_FAILPOINT", "restore:moved-old-1=sleep:14000"),
     );
-    wait_for("the first restore to stage", || {
-        std::fs::read_dir(inst.data())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".framerr-restore-"))
-    });
+    // Checks run before the instance is held; the swap holds it.
+    let journal = inst.data().join(".framerr-restore-journal.json");
+    wait_for("the first restore's swap", || journal.exists());
     // The second waits its 10 s for the lock, then says why it gave up.
     let started = Instant::now();
     let second = inst.run(&["restore", fixture_zip().to_str().unwrap(), "--yes"]);
@@ -360,6 +358,44 @@ fn a_hostile_database_cannot_hide_sessions_in_a_view_or_make_its_checks_endless_
         }
         assert_eq!(tree(&inst.data()), before, "{label}");
     }
+}
+
+/// A table whose CHECK constraint builds `bytes` of hex for each of its
+/// `rows` rows, in a backup of a few hundred KB: built cheaply, then its
+/// definition swapped in, as an attacker would.
+pub(crate) const COSTLY_CHECKS: &str = "CREATE TABLE costly (n INTEGER);
+    WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 20000) INSERT INTO costly SELECT x FROM r;
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master SET sql = 'CREATE TABLE costly (n INTEGER CHECK (length(hex(zeroblob(BYTES))) > 0))' WHERE name = 'costly';
+    PRAGMA writable_schema = OFF;";
+
+/// Peak memory of a finished child and its children, in KiB.
+fn peak_kib_of_children() -> i64 {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    usage.max_rss()
+}
+
+#[test]
+fn check_constraints_that_cost_memory_or_cpu_are_refused_within_bounds() {
+    let inst = Instance::from_fixture();
+    let before = tree(&inst.data());
+    // 600 MB a row: the server grew to 1.4 GB; 4 MB a row: 20,000 rows
+    // took minutes of CPU. Framerr's own schema has CHECK constraints, so
+    // the class is bounded, not refused.
+    for (label, bytes) in [("huge", "300000000"), ("slow", "2000000")] {
+        let db = database_with(inst.dir.path(), label, &COSTLY_CHECKS.replace("BYTES", bytes));
+        let zip = archive(inst.dir.path(), label, &db);
+        assert!(std::fs::metadata(&zip).unwrap().len() < 1 << 20);
+        for args in [vec!["verify", zip.to_str().unwrap()], vec!["restore", zip.to_str().unwrap(), "--yes"]] {
+            let err = inst.fails(&args);
+            assert!(err.contains("refused: the database does too much work to check"), "{label} {args:?}: {err}");
+        }
+        assert_eq!(tree(&inst.data()), before, "{label}");
+    }
+    // Every process these commands started, the sandboxes included.
+    let peak = peak_kib_of_children();
+    assert!(peak < 256 * 1024, "a check grew to {peak} KiB");
+    assert!(hidden_leftovers(inst.dir.path()).is_empty(), "{:?}", hidden_leftovers(inst.dir.path()));
 }
 
 #[test]

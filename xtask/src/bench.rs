@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]] [--media ROWS] [--neighbour]`
+//! `cargo xtask bench [--size 1G] [--runs 3] [--threads N] [--keep DIR] [--no-shell] [--load] [--s3] [--soak [--minutes N]] [--media ROWS] [--neighbour] [--hostile [--baseline BIN]]`
 //!
 //! Builds a Framerr-shaped instance (a database of the given size: mixed
 //! JSON text, blobs and indexes; plus asset folders), then reports the
@@ -25,6 +25,8 @@ struct Options {
     soak: Option<f64>,
     media: Option<u64>,
     neighbour: bool,
+    hostile: bool,
+    baseline: Option<PathBuf>,
 }
 
 fn parse_size(text: &str) -> Result<u64> {
@@ -52,6 +54,8 @@ fn parse(args: &[String]) -> Result<Options> {
         soak: None,
         media: None,
         neighbour: false,
+        hostile: false,
+        baseline: None,
     };
     let mut size_given = false;
     let mut it = args.iter();
@@ -72,6 +76,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--minutes" => o.soak = Some(value()?.parse().map_err(|_| "bad --minutes")?),
             "--media" => o.media = Some(value()?.parse().map_err(|_| "bad --media")?),
             "--neighbour" => o.neighbour = true,
+            "--hostile" => o.hostile = true,
+            "--baseline" => o.baseline = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -85,17 +91,25 @@ fn parse(args: &[String]) -> Result<Options> {
 /// Runs a shell command line under the python wrapper; returns (seconds,
 /// peak RSS in KiB).
 fn measure(script: &str, env: &[(&str, &Path)]) -> Result<(f64, u64)> {
+    measure_cpu(script, env, true).map(|(secs, rss, _)| (secs, rss))
+}
+
+/// [`measure`], with the CPU time (user and system) of every process the
+/// command started, however deep (each was waited for); `must_succeed`
+/// false measures commands that are meant to fail.
+fn measure_cpu(script: &str, env: &[(&str, &Path)], must_succeed: bool) -> Result<(f64, u64, f64)> {
     let wrapper = r#"
 import resource, subprocess, sys, time, json
 t = time.monotonic()
-r = subprocess.run(["bash", "-c", sys.argv[1]], stdout=subprocess.DEVNULL)
+r = subprocess.run(["bash", "-c", sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 elapsed = time.monotonic() - t
-if r.returncode != 0:
+if r.returncode != 0 and sys.argv[2] == "1":
     sys.exit("command failed: " + sys.argv[1])
-print(json.dumps([elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps([elapsed, u.ru_maxrss, u.ru_utime + u.ru_stime]))
 "#;
     let mut cmd = Command::new("python3");
-    cmd.arg("-c").arg(wrapper).arg(script);
+    cmd.arg("-c").arg(wrapper).arg(script).arg(if must_succeed { "1" } else { "0" });
     // A fixed instance key, so that encrypted cases can run.
     cmd.env("SECRET_ENCRYPTION_KEY", "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0");
     for (k, v) in env {
@@ -106,9 +120,14 @@ print(json.dumps([elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrs
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let text = text.trim().trim_start_matches('[').trim_end_matches(']');
-    let (secs, rss) = text.split_once(',').ok_or("bad wrapper output")?;
-    Ok((secs.trim().parse().map_err(|_| "bad seconds")?, rss.trim().parse().map_err(|_| "bad rss")?))
+    let fields: Vec<&str> =
+        text.trim().trim_start_matches('[').trim_end_matches(']').split(',').map(str::trim).collect();
+    let [secs, rss, cpu] = fields[..] else { return Err("bad wrapper output".into()) };
+    Ok((
+        secs.parse().map_err(|_| "bad seconds")?,
+        rss.parse().map_err(|_| "bad rss")?,
+        cpu.parse().map_err(|_| "bad cpu")?,
+    ))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -235,6 +254,9 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
     if o.neighbour {
         return neighbour(&bin, &data, &dir, o.runs);
+    }
+    if o.hostile {
+        return hostile(&bin, o.baseline.as_deref(), &data, &dir, o.runs);
     }
     let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
     let threads = o.threads.map(|t| format!(" --threads {t}")).unwrap_or_default();
@@ -454,5 +476,125 @@ fn s3(bin: &Path, data: &Path, dir: &Path, runs: usize) -> Result {
     println!("\n| command | median wall time | peak RSS |");
     println!("|---|---|---|");
     println!("| framerr-backup create, copied to S3 (moto on 127.0.0.1) | {secs:.2} s | {} MiB |", peak / 1024);
+    Ok(())
+}
+
+/// Hostile archives for `--hostile`, each under 1 MiB, built around the
+/// fixtures' Framerr backup.
+const PY_HOSTILE: &str = r#"
+import sys, zipfile, sqlite3, tempfile, os
+src, out, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+d = tempfile.mkdtemp(); db = os.path.join(d, "framerr.db")
+with zipfile.ZipFile(src) as z:
+    z.extract("framerr.db", d); entries = {n: z.read(n) for n in z.namelist() if n != "framerr.db"}
+c = sqlite3.connect(db)
+def costly(nbytes):
+    c.executescript("""CREATE TABLE costly (n INTEGER);
+        WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 20000) INSERT INTO costly SELECT x FROM r;
+        PRAGMA writable_schema = ON;
+        UPDATE sqlite_master SET sql = 'CREATE TABLE costly (n INTEGER CHECK (length(hex(zeroblob(BYTES))) > 0))' WHERE name = 'costly';
+        PRAGMA writable_schema = OFF;""".replace("BYTES", str(nbytes)))
+if kind == "check-huge": costly(300000000)
+if kind in ("check-slow", "check-slow-1MiB"): costly(2000000)
+if kind == "zeros":
+    c.executescript("CREATE TABLE zeros (b BLOB); WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 400) INSERT INTO zeros SELECT zeroblob(1000000) FROM r;")
+c.commit(); c.close()
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    z.write(db, "framerr.db")
+    for n, b in entries.items(): z.writestr(n, b)
+    if kind == "check-slow-1MiB":
+        z.writestr("custom-icons/padding.png", os.urandom(1000000 - os.path.getsize(out) - 4096), zipfile.ZIP_STORED)
+"#;
+
+/// `--hostile`: archives under 1 MiB that make their database's checks
+/// expensive, decided by `verify` and `restore` (onto a copy of Framerr's
+/// own instance), against the budgets of 10 s of CPU and 128 MiB of memory
+/// (every process counted: the sandboxes too); then `verify` of the 1 GiB
+/// bench backup, against `--baseline BIN` (an earlier release binary) when
+/// given.
+fn hostile(bin: &Path, baseline: Option<&Path>, data: &Path, dir: &Path, runs: usize) -> Result {
+    let fixtures = crate::tools::root().join("../shared/fixtures/framerr-0.4.1");
+    let source = fixtures.join("backups/framerr-manual-2026-11-26T22-17-29.zip");
+    let work = dir.join("hostile");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let instance = fixtures.join("instance-plain");
+    let env: Vec<(&str, &Path)> = vec![("BIN", bin), ("WORK", &work), ("INSTANCE", &instance)];
+    let fresh = "rm -rf \"$WORK/data\" && cp -r \"$INSTANCE\" \"$WORK/data\" && chmod -R u+w \"$WORK/data\"";
+    let mut rows = Vec::new();
+    for kind in ["check-huge", "check-slow", "check-slow-1MiB", "zeros"] {
+        let zip = work.join(format!("{kind}.zip"));
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(PY_HOSTILE)
+            .args([source.as_os_str(), zip.as_os_str(), std::ffi::OsStr::new(kind)])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("building {kind}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let size = std::fs::metadata(&zip).map_err(|e| e.to_string())?.len();
+        for verb in ["verify", "restore"] {
+            let extra = if verb == "restore" { " --yes" } else { "" };
+            let script = format!(
+                "{fresh} && \"$BIN\" --data-dir \"$WORK/data\" --config-dir /nonexistent {verb} \"$WORK/{kind}.zip\"{extra}; echo $? > \"$WORK/rc\""
+            );
+            let (mut times, mut cpus, mut peak) = (Vec::new(), Vec::new(), 0);
+            for i in 0..runs {
+                let (secs, rss, cpu) = measure_cpu(&script, &env, true)?;
+                eprintln!("{kind} {verb} run {}: {secs:.2} s, {cpu:.2} s CPU, peak RSS {} MiB", i + 1, rss / 1024);
+                times.push(secs);
+                cpus.push(cpu);
+                peak = peak.max(rss);
+            }
+            let rc = std::fs::read_to_string(work.join("rc")).unwrap_or_default();
+            let outcome = if rc.trim() == "0" { "accepted" } else { "refused" };
+            rows.push((kind, size, verb, median(times), median(cpus), peak, outcome));
+        }
+    }
+    println!("\nhostile archives, {runs} runs each (budget: 10 s of CPU, 128 MiB, every process counted)");
+    println!("| archive | size | command | median wall time | median CPU | peak RSS | outcome | within budget |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (kind, size, verb, secs, cpu, rss, outcome) in &rows {
+        let within = *cpu < 10.0 && *rss < 128 * 1024;
+        println!(
+            "| {kind} | {} KiB | {verb} | {secs:.2} s | {cpu:.2} s | {} MiB | {outcome} | {} |",
+            size >> 10,
+            rss / 1024,
+            if within { "yes" } else { "NO" }
+        );
+    }
+
+    // A genuine backup's checks: the 1 GiB bench instance.
+    let create = "rm -rf \"$DATA/backups\" && \"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent create --full --output \"$OUT/ours.zip.tmp\" && mv \"$OUT/ours.zip.tmp\" \"$OUT/ours.zip\"";
+    let env: Vec<(&str, &Path)> = vec![("BIN", bin), ("DATA", data), ("OUT", dir)];
+    measure(create, &env)?;
+    let verify = "\"$BIN\" --data-dir \"$DATA\" --config-dir /nonexistent verify \"$OUT/ours.zip\"";
+    let mut genuine = vec![("this build", bin.to_path_buf())];
+    if let Some(b) = baseline {
+        genuine.push(("baseline", b.to_path_buf()));
+    }
+    let mut results = Vec::new();
+    for (label, program) in &genuine {
+        let env: Vec<(&str, &Path)> = vec![("BIN", program), ("DATA", data), ("OUT", dir)];
+        let (mut times, mut cpus, mut peak) = (Vec::new(), Vec::new(), 0);
+        for i in 0..runs {
+            let (secs, rss, cpu) = measure_cpu(verify, &env, true)?;
+            eprintln!("verify 1 GiB ({label}) run {}: {secs:.2} s, {cpu:.2} s CPU", i + 1);
+            times.push(secs);
+            cpus.push(cpu);
+            peak = peak.max(rss);
+        }
+        results.push((*label, median(times), median(cpus), peak));
+    }
+    let db_size = std::fs::metadata(data.join("framerr.db")).map_err(|e| e.to_string())?.len();
+    println!("\nverify of a genuine backup ({} MiB database), {runs} runs each", db_size >> 20);
+    println!("| binary | median wall time | median CPU | peak RSS |");
+    println!("|---|---|---|---|");
+    for (label, secs, cpu, rss) in &results {
+        println!("| {label} | {secs:.2} s | {cpu:.2} s | {} MiB |", rss / 1024);
+    }
+    if let [now, before] = &results[..] {
+        println!("\nthis build / baseline: {:.2}x wall time, {:.2}x CPU", now.1 / before.1, now.2 / before.2);
+    }
     Ok(())
 }

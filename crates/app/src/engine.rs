@@ -10,22 +10,19 @@ use backup_crypto::{BcryptCredentials, FieldCrypto};
 use backup_domain::auth::{Sessions, SignIn};
 use backup_domain::notify::{Notifier, Silent};
 use backup_domain::ports::{BackupStore, FieldCipher, LockError, Progress, Scratch};
+use backup_domain::restore::WorkBudget;
 use backup_domain::scheduler::ScheduledBackups;
 use backup_domain::verification::Verifier;
 use backup_domain::{BackupEncryption, BusyFlag, Creator, Restorer};
 use backup_fsutil::temp::{SCRATCH_PREFIX, SNAPSHOT_PREFIX, UPLOAD_PREFIX};
 use backup_instance::{FsInstance, FsInstanceLock, Layout, Recovered};
 use backup_notify::HttpNotifier;
-use backup_sqlite::{SqliteDatabase, SqliteFiles, SqliteLiveWriter};
+use backup_sqlite::{Sandbox, SqliteDatabase, SqliteFiles, SqliteLiveWriter};
 use backup_store_fs::{FsScratch, FsStore};
 
 use crate::clock::SystemClock;
 use crate::registry::Registry;
 use crate::settings::Settings;
-
-/// Post-restore on an attacker-controlled database stops past this; a real
-/// one (purging a large media library, rebuilding its index) takes seconds.
-pub const POST_RESTORE_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 /// The engine could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +32,9 @@ pub enum EngineError {
     Destination(String),
     #[error(transparent)]
     Notify(#[from] backup_notify::BadTarget),
+    /// The program's own path, which runs the checks of backups' databases.
+    #[error("cannot find this program to run checks in: {0}")]
+    Sandbox(std::io::Error),
 }
 
 /// The use cases, ready to run.
@@ -131,12 +131,12 @@ impl Engine {
             creator: creator.clone(),
             reader: Arc::new(ZipBackupReader::new(Arc::new(EnvelopeUnsealer { server_key: settings.key.clone() }))),
             instance: Arc::new(instance),
-            db_files: Arc::new(SqliteFiles),
+            db_files: Arc::new(SqliteFiles::new(Sandbox::this_program().map_err(EngineError::Sandbox)?)),
             cipher,
             vault: vault.clone(),
             accounts: db.clone(),
             scratch: scratch.clone(),
-            post_restore_deadline: POST_RESTORE_DEADLINE,
+            work: WorkBudget::default(),
             restarter: settings.restart_command.clone().map(|argv| {
                 Arc::new(crate::restart::CommandRestarter { argv, limit: crate::restart::RESTART_LIMIT })
                     as Arc<dyn backup_domain::restore::Restarter>

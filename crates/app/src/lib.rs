@@ -4,12 +4,22 @@
 //! its adapters), and [`serve`]. The CLI and a host server compose nothing
 //! themselves: they build an engine here.
 //!
-//! Embedding the engine in a host server, beside its own routes:
+//! Embedding the engine in a host server, beside its own routes (the
+//! host's `main` calls [`sandbox_child_if_asked`] first, since the engine
+//! runs its checks of untrusted databases in a child of the same program):
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use backup_app::{Engine, Flags, Settings};
 //! use backup_http::BroadcastProgress;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     if let Some(code) = backup_app::sandbox_child_if_asked() {
+//!         return code;
+//!     }
+//!     // … start the runtime, then run() …
+//!     std::process::ExitCode::SUCCESS
+//! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = Settings::resolve(&Flags::default())?;
@@ -36,7 +46,15 @@ mod settings;
 
 pub use backup_instance::Recovered;
 pub use clock::SystemClock;
-pub use engine::{Engine, EngineError, POST_RESTORE_DEADLINE};
+pub use engine::{Engine, EngineError};
+
+/// Call first thing in `main`, before any thread or runtime starts: the
+/// engine checks backups' databases in a child process of this same
+/// program, which this turns into that child (its one job done, it
+/// returns how to exit). `None` in every other process.
+pub fn sandbox_child_if_asked() -> Option<std::process::ExitCode> {
+    backup_sqlite::child_if_asked()
+}
 pub use files::release_temporaries;
 pub use registry::Registry;
 pub use restart::{CommandRestarter, RESTART_LIMIT};

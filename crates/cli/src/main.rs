@@ -18,6 +18,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything else: this process may be the sandbox that checks a
+    // backup's database, which must not parse arguments or start threads.
+    if let Some(code) = backup_app::sandbox_child_if_asked() {
+        return code;
+    }
     let args = args::Args::parse();
     output::init_logging(args.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

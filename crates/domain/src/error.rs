@@ -41,6 +41,10 @@ pub enum DbError {
     /// The disk (or a quota) is full: the file's place, not its content.
     #[error("no space left for {0}")]
     Full(String),
+    /// An untrusted database (a backup's) hit the bounds its checks run
+    /// under: CPU time, memory, the longest value SQLite may build.
+    #[error("{path}: refused: the database does too much work to check ({detail})")]
+    TooMuchWork { path: String, detail: String },
     #[error("{0}")]
     Other(String),
 }

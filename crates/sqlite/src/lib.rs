@@ -12,7 +12,9 @@
 mod files;
 mod keystore;
 mod live;
+pub mod sandbox;
 mod snapshot;
+mod untrusted;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
 
 use backup_domain::ports::{Contents, Database, FieldCipher, LiveDatabase, Snapshot, SnapshotKind};
@@ -29,6 +31,7 @@ use backup_domain::{DbError, Schedule};
 
 pub use files::SqliteFiles;
 pub use live::{SqliteLiveWriter, mark_of};
+pub use sandbox::{Sandbox, child_if_asked};
 pub use snapshot::SqliteSnapshot;
 
 /// The `system_config` key of Framerr's own schedule, which Framerr's own
@@ -295,9 +298,6 @@ impl SqliteDatabase {
         Ok(())
     }
 }
-
-/// Journal mode for databases this crate writes from scratch.
-pub(crate) const SNAPSHOT_JOURNAL: SqliteJournalMode = SqliteJournalMode::Delete;
 
 #[async_trait]
 impl backup_domain::auth::Sessions for SqliteDatabase {

@@ -1,13 +1,11 @@
 //! Consistent snapshots with credentials made portable.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_io::AsyncRead;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
+use rusqlite::config::DbConfig;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use backup_domain::DbError;
@@ -16,7 +14,7 @@ use backup_domain::ports::{Contents, FieldCipher, Snapshot, SnapshotKind};
 use backup_fsutil::temp::SNAPSHOT_PREFIX;
 use backup_fsutil::temporary_path;
 
-use crate::{SNAPSHOT_JOURNAL, SqliteDatabase, display, ident, map_err, table_exists};
+use crate::{SqliteDatabase, display, ident, map_err};
 
 /// A snapshot file (named with the owner-token prefix, so a crash's
 /// leftovers are found and removed); deleted when dropped.
@@ -133,15 +131,16 @@ pub(crate) async fn take(
     })?;
     let _ = live.close().await;
 
-    let mut copy = open_copy(&snapshot.path).await?;
-    let p = snapshot.path.clone();
-    snapshot.user_version =
-        Some(sqlx::query("PRAGMA user_version").fetch_one(&mut copy).await.map_err(|e| map_err(&p, e))?.get(0));
-    if let (Some(cipher), SnapshotKind::Portable) = (&db.cipher, kind) {
-        make_portable(&mut copy, cipher.as_ref()).await.map_err(|e| map_err(&p, e))?;
-    }
-    snapshot.omitted = leave_out(&mut copy, contents.omitted_tables()).await.map_err(|e| map_err(&p, e))?;
-    copy.close().await.map_err(|e| map_err(&p, e))?;
+    let cipher = match kind {
+        SnapshotKind::Portable => db.cipher.clone(),
+        SnapshotKind::SameInstance => None,
+    };
+    let (path, omitted) = (snapshot.path.clone(), contents.omitted_tables());
+    let (user_version, omitted) = tokio::task::spawn_blocking(move || prepare_copy(&path, cipher, omitted))
+        .await
+        .map_err(|e| DbError::Other(format!("the snapshot's preparation stopped: {e}")))??;
+    snapshot.user_version = Some(user_version);
+    snapshot.omitted = omitted;
     snapshot.size = tokio::fs::metadata(&snapshot.path)
         .await
         .map_err(|e| DbError::Other(format!("{}: {e}", display(&snapshot.path))))?
@@ -149,88 +148,102 @@ pub(crate) async fn take(
     Ok(snapshot)
 }
 
-/// Empties `tables` in the copy, keeping their schema, and rebuilds the
-/// media library's search index over what is left, as Framerr's restore
-/// does. Their triggers are set aside while the rows go, so that SQLite
-/// truncates the table instead of firing a full-text delete per row, then
-/// put back with their exact text. The file is compacted when rows went.
+/// Makes the copy what a backup holds: credentials portable, `omitted`
+/// emptied. The copy's connection runs none of the database's triggers
+/// (the user's own, on any table, spelt any way: emptying a table or
+/// decrypting a credential in the copy must change nothing else) and no
+/// foreign-key action (a table of the user's with ON DELETE CASCADE to
+/// sessions keeps its rows).
+fn prepare_copy(
+    path: &Path,
+    cipher: Option<Arc<dyn FieldCipher>>,
+    omitted: &[&str],
+) -> Result<(i64, Vec<String>), DbError> {
+    let err = |e: rusqlite::Error| copy_error(path, e);
+    let mut conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false).map_err(err)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "DELETE").map_err(err)?;
+    let user_version = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+    if let Some(cipher) = cipher {
+        make_portable(&mut conn, cipher.as_ref()).map_err(err)?;
+    }
+    let omitted = leave_out(&mut conn, omitted).map_err(err)?;
+    conn.close().map_err(|(_, e)| err(e))?;
+    Ok((user_version, omitted))
+}
+
+fn copy_error(path: &Path, e: rusqlite::Error) -> DbError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => DbError::Full(format!("{} (the database snapshot)", display(path))),
+        _ => DbError::Other(format!("{}: {e}", display(path))),
+    }
+}
+
+fn exists(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+/// Empties `tables` in the copy, keeping their schema (triggers included,
+/// untouched), and rebuilds the media library's search index over what is
+/// left, as Framerr's restore does. The file is compacted when rows went.
 /// Returns the tables that exist (emptied or already empty).
-async fn leave_out(conn: &mut SqliteConnection, tables: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
+fn leave_out(conn: &mut rusqlite::Connection, tables: &[&str]) -> rusqlite::Result<Vec<String>> {
+    let tx = conn.transaction()?;
     let mut omitted = Vec::new();
     let mut removed = 0;
     for table in tables {
-        if !table_exists(&mut tx, table).await? {
+        if !exists(&tx, table)? {
             continue;
         }
-        let triggers: Vec<(String, String)> = sqlx::query(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? AND sql IS NOT NULL",
-        )
-        .bind(*table)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-        for (name, _) in &triggers {
-            sqlx::query(AssertSqlSafe(format!("DROP TRIGGER {}", ident(name)))).execute(&mut *tx).await?;
-        }
-        removed += sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", ident(table))))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        for (_, sql) in &triggers {
-            sqlx::query(AssertSqlSafe(sql.clone())).execute(&mut *tx).await?;
-        }
+        removed += tx.execute(&format!("DELETE FROM {}", ident(table)), [])?;
         omitted.push((*table).to_owned());
     }
-    if omitted.iter().any(|t| t == "media_library") && table_exists(&mut tx, "media_library_fts").await? {
-        sqlx::query("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')").execute(&mut *tx).await?;
+    if omitted.iter().any(|t| t == "media_library") && exists(&tx, "media_library_fts")? {
+        tx.execute("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')", [])?;
     }
-    tx.commit().await?;
+    tx.commit()?;
     if removed > 0 {
-        sqlx::query("VACUUM").execute(&mut *conn).await?;
+        conn.execute_batch("VACUUM")?;
     }
     Ok(omitted)
 }
 
-async fn open_copy(path: &Path) -> Result<SqliteConnection, DbError> {
-    let options = SqliteConnectOptions::from_str("sqlite:")
-        .map_err(|e| DbError::Other(e.to_string()))?
-        // A long `VACUUM INTO` is expected, not a problem to warn about.
-        .disable_statement_logging()
-        .filename(path)
-        .create_if_missing(false)
-        // Emptying a table must not cascade into rows a backup keeps (a
-        // table of the user's with ON DELETE CASCADE to sessions).
-        .foreign_keys(false)
-        .journal_mode(SNAPSHOT_JOURNAL);
-    SqliteConnection::connect_with(&options).await.map_err(|e| map_err(path, e))
-}
-
 /// Decrypts, in the snapshot only, every credential that looks encrypted
 /// and decrypts under the instance key (the domain's `portable` rule).
-async fn make_portable(conn: &mut SqliteConnection, cipher: &dyn FieldCipher) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+fn make_portable(conn: &mut rusqlite::Connection, cipher: &dyn FieldCipher) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
     for column in CredentialColumn::ALL {
         let (table, column) = (column.table(), column.column());
-        if !table_exists(&mut tx, table).await? {
+        if !exists(&tx, table)? {
             continue;
         }
-        let select = format!("SELECT rowid, {} FROM {}", ident(column), ident(table));
-        let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *tx).await?;
+        let mut changes = Vec::new();
         let mut undecryptable = 0;
-        for row in rows {
-            let rowid: i64 = row.try_get(0)?;
-            let Ok(Some(value)) = row.try_get::<Option<String>, _>(1) else { continue };
-            match portable(&value, cipher) {
-                Portable::AsIs => {}
-                Portable::Decrypted(plain) => {
-                    let update = format!("UPDATE {} SET {} = ? WHERE rowid = ?", ident(table), ident(column));
-                    sqlx::query(AssertSqlSafe(update)).bind(plain).bind(rowid).execute(&mut *tx).await?;
+        {
+            let mut select = tx.prepare(&format!("SELECT rowid, {} FROM {}", ident(column), ident(table)))?;
+            let mut rows = select.query([])?;
+            while let Some(row) = rows.next()? {
+                let rowid: i64 = row.get(0)?;
+                let rusqlite::types::ValueRef::Text(text) = row.get_ref(1)? else { continue };
+                let Ok(value) = std::str::from_utf8(text) else { continue };
+                match portable(value, cipher) {
+                    Portable::AsIs => {}
+                    Portable::Decrypted(plain) => changes.push((rowid, plain)),
+                    Portable::Undecryptable => undecryptable += 1,
                 }
-                Portable::Undecryptable => undecryptable += 1,
             }
+        }
+        let update = format!("UPDATE {} SET {} = ? WHERE rowid = ?", ident(table), ident(column));
+        for (rowid, plain) in changes {
+            tx.execute(&update, rusqlite::params![plain, rowid])?;
         }
         if undecryptable > 0 {
             tracing::warn!(
@@ -241,5 +254,5 @@ async fn make_portable(conn: &mut SqliteConnection, cipher: &dyn FieldCipher) ->
             );
         }
     }
-    tx.commit().await
+    tx.commit()
 }

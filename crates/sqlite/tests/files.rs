@@ -8,16 +8,22 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use backup_domain::DbError;
 use backup_domain::credentials::{CredentialColumn, Restored};
 use backup_domain::encryption::{KeyStoreDecision, KeyStoreRow};
 use backup_domain::manifest::PURGED_ON_RESTORE;
 use backup_domain::ports::{Contents, Database, LiveDatabase, SnapshotKind};
 use backup_domain::restore::{DatabaseFiles, PostRestorePlan, QueryKind};
-use backup_sqlite::{SqliteDatabase, SqliteFiles};
+use backup_sqlite::{Sandbox, SqliteDatabase, SqliteFiles};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// The port as the server has it, with this crate's own sandbox program.
+fn files() -> SqliteFiles {
+    SqliteFiles::new(Sandbox::new(env!("CARGO_BIN_EXE_backup-sqlite-sandbox"), Vec::<String>::new()))
+}
 
 fn fixture(dir: &Path) -> PathBuf {
     let db = dir.join("framerr.db");
@@ -59,8 +65,8 @@ fn remove(_: &KeyStoreRow) -> KeyStoreDecision {
     KeyStoreDecision::Remove
 }
 
-fn plan(deadline: Duration) -> PostRestorePlan<'static> {
-    PostRestorePlan { purge: &PURGED_ON_RESTORE, credential: &keep, key_store: &remove, deadline }
+fn plan(budget: Duration) -> PostRestorePlan<'static> {
+    PostRestorePlan { purge: &PURGED_ON_RESTORE, credential: &keep, key_store: &remove, budget }
 }
 
 #[tokio::test]
@@ -81,7 +87,7 @@ async fn post_restore_runs_no_trigger_of_the_archive_and_keeps_them_all() {
     let before = count(&db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").await;
     assert!(count(&db, "SELECT count(*) FROM sessions").await > 0);
     let started = Instant::now();
-    let report = SqliteFiles.post_restore(&db, &plan(Duration::from_secs(60))).await.unwrap();
+    let report = files().post_restore(&db, &plan(Duration::from_secs(60))).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(20), "a trigger ran: {:?}", started.elapsed());
     assert!(report.tables_purged.contains(&"sessions".to_owned()));
     assert_eq!(count(&db, "SELECT count(*) FROM sessions").await, 0, "the purge was undone");
@@ -116,9 +122,9 @@ async fn post_restore_stops_at_its_deadline() {
     )
     .await;
     let purge: &'static [&'static str] = &["media_cache_big"];
-    let slow = PostRestorePlan { purge, credential: &keep, key_store: &remove, deadline: Duration::ZERO };
-    let err = SqliteFiles.post_restore(&db, &slow).await.unwrap_err().to_string();
-    assert!(err.contains("stopped after"), "{err}");
+    let slow = PostRestorePlan { purge, credential: &keep, key_store: &remove, budget: Duration::ZERO };
+    let err = files().post_restore(&db, &slow).await.unwrap_err().to_string();
+    assert!(err.contains("too much work"), "{err}");
     // Nothing half done: the transaction rolled back.
     assert_eq!(count(&db, "SELECT count(*) FROM media_cache_big").await, 300_000);
 }
@@ -127,13 +133,13 @@ async fn post_restore_stops_at_its_deadline() {
 async fn check_reports_version_and_tables_and_refuses_damage() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
-    let facts = SqliteFiles.check(&db, &["users", "no_such_table"], MINUTE).await.unwrap();
+    let facts = files().check(&db, &["users", "no_such_table"], MINUTE).await.unwrap();
     assert_eq!(facts.user_version, 48);
     assert_eq!(facts.counts, [("users".to_owned(), 4)]);
     assert!(facts.tables.contains(&"users".to_owned()) && facts.tables.contains(&"system_config".to_owned()));
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![7u8; 8192]).unwrap();
-    assert!(SqliteFiles.check(&garbage, &[], MINUTE).await.is_err());
+    assert!(files().check(&garbage, &[], MINUTE).await.is_err());
     // A checked file leaves no -wal or -shm behind.
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -171,7 +177,7 @@ async fn what_computes_with_the_files_own_code_is_found_from_the_schema_alone() 
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
     // Framerr's own: the search index, nothing else.
-    let framerrs = SqliteFiles.computed(&db).await.unwrap();
+    let framerrs = files().computed(&db, MINUTE).await.unwrap();
     assert_eq!(
         framerrs.iter().map(|q| (q.kind, q.name.as_str())).collect::<Vec<_>>(),
         [(QueryKind::VirtualTable, "media_library_fts")]
@@ -191,7 +197,7 @@ async fn what_computes_with_the_files_own_code_is_found_from_the_schema_alone() 
     .await;
     let started = Instant::now();
     let mut found: Vec<(QueryKind, String)> =
-        SqliteFiles.computed(&db).await.unwrap().into_iter().map(|q| (q.kind, q.name)).collect();
+        files().computed(&db, MINUTE).await.unwrap().into_iter().map(|q| (q.kind, q.name)).collect();
     found.sort_by(|a, b| a.1.cmp(&b.1));
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(
@@ -223,7 +229,63 @@ async fn the_check_of_a_hostile_file_stops_at_its_deadline() {
     )
     .await;
     let started = Instant::now();
-    let err = SqliteFiles.check(&db, &[], Duration::from_secs(1)).await.unwrap_err().to_string();
+    let err = files().check(&db, &[], Duration::from_secs(1)).await.unwrap_err().to_string();
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    assert!(err.contains("stopped after 1 s"), "{err}");
+    assert!(err.contains("too much work"), "{err}");
+}
+
+/// The fixture with a table whose CHECK constraint builds `bytes` of hex
+/// for every one of its `rows` rows: built cheaply, then its definition
+/// swapped in, as an attacker would.
+async fn costly_checks(db: &Path, bytes: u64, rows: u32) {
+    exec(
+        db,
+        &format!(
+            "CREATE TABLE costly (n INTEGER);
+             WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < {rows}) INSERT INTO costly SELECT x FROM r;
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_master SET sql = 'CREATE TABLE costly (n INTEGER CHECK (length(hex(zeroblob({bytes}))) > 0))' WHERE name = 'costly';
+             PRAGMA writable_schema = OFF;"
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_check_constraint_that_builds_huge_values_is_refused_at_sqlites_length_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // 600 MB of hex a row: the server grew to 1.4 GB checking this.
+    costly_checks(&db, 300_000_000, 20_000).await;
+    let err = files().check(&db, &[], MINUTE).await.unwrap_err();
+    assert!(matches!(err, DbError::TooMuchWork { .. }), "{err}");
+    assert!(
+        err.to_string().contains("refused: the database does too much work to check (a value over 8 MiB)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_check_constraint_that_costs_cpu_is_refused_at_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // Under SQLite's length limit, but milliseconds a row: a minute of CPU.
+    costly_checks(&db, 3_000_000, 20_000).await;
+    let err = files().check(&db, &[], Duration::from_millis(500)).await.unwrap_err();
+    assert!(matches!(err, DbError::TooMuchWork { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_sandbox_gets_no_environment_and_a_failing_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    let seen = dir.path().join("env.txt");
+    // A stand-in child that writes down what it was given, then fails.
+    let script = "import os, sys\nopen(sys.argv[1], 'w').write('\\n'.join(sorted(os.environ)))\nsys.exit(3)";
+    let spy = SqliteFiles::new(Sandbox::new("python3", ["-c", script, seen.to_str().unwrap()]));
+    let err = spy.check(&db, &[], MINUTE).await.unwrap_err();
+    assert!(matches!(err, DbError::Other(_)), "{err}");
+    let env = std::fs::read_to_string(&seen).unwrap();
+    let names: Vec<&str> = env.lines().filter(|n| *n != "TMPDIR" && *n != "LC_CTYPE").collect();
+    assert_eq!(names, ["FRAMERR_BACKUP_SANDBOX"], "the test process has {} variables", std::env::vars().count());
 }

@@ -1,17 +1,21 @@
 //! Restore and verify: one use case, one set of checks.
 //!
-//! Restore holds the instance (this process's busy flag and the instance
-//! lock) from start to end, safety backup included, and orders its steps so
-//! that nothing live changes until everything that can fail has been done:
+//! Restore orders its steps so that nothing live changes until everything
+//! that can fail has been done. Steps 1 to 6 work on a private staged copy
+//! and take nothing from the instance; from step 7 on it holds the instance
+//! (this process's busy flag and the instance lock), so an upload being
+//! checked never keeps anyone else out:
 //!
 //! 1. fetch the backup (in place when local, else into scratch space);
 //! 2. open it: detect the format, unseal with the password;
 //! 3. stage: check every entry (paths, links, duplicates, sizes, ratios),
 //!    extract beside the live files verifying every CRC-32 and SHA-256;
 //! 4. check the staged database: integrity, Framerr's tables, not newer
-//!    than the live one (skipped when the live one cannot be read);
+//!    than the live one (skipped when the live one cannot be read; checked
+//!    again once the instance is held);
 //! 5. post-restore on the staged copy (credentials, purge, search index,
-//!    key store), triggers set aside and bounded by a deadline;
+//!    key store), none of its triggers run; steps 4 and 5 are bounded by
+//!    the [`WorkBudget`] of the archive's size, whatever SQL the file holds;
 //! 6. the encrypted payload's tag (checked alongside since step 2);
 //! 7. a safety backup of the live state (a raw copy when it cannot be read);
 //! 8. for a restore during setup, no user may exist, checked last;
@@ -33,7 +37,7 @@ use std::time::Duration;
 
 pub use policy::{
     DeclaredEntry, EntryTarget, HostileArchive, NotFramerr, REQUIRED_TABLES, RestoreLimits, SEARCH_INDEX,
-    SUMMARY_TABLES, TooNew, check_entries, check_queries, check_tables, check_version, classify,
+    SUMMARY_TABLES, TooNew, WorkBudget, check_entries, check_queries, check_tables, check_version, classify,
 };
 pub use ports::{
     ArchiveEntries, Authenticity, BackupKey, BackupReader, DatabaseFacts, DatabaseFiles, DatabaseSwap, EntryError,
@@ -187,8 +191,8 @@ pub struct Restorer {
     pub vault: Arc<dyn KeyVault>,
     pub accounts: Arc<dyn Sessions>,
     pub scratch: Arc<dyn Scratch>,
-    /// Post-restore on an attacker-controlled database stops past this.
-    pub post_restore_deadline: Duration,
+    /// What the work on a backup's (attacker-controlled) database may cost.
+    pub work: WorkBudget,
     /// Run once after a restore written under a running Framerr.
     pub restarter: Option<Arc<dyn Restarter>>,
 }
@@ -203,25 +207,36 @@ impl Restorer {
     /// Restores a backup over the instance; see the module documentation
     /// for the order of steps.
     pub async fn restore(&self, request: RestoreRequest) -> Result<RestoreSummary, RestoreError> {
-        let hold = self.creator.hold().await.map_err(|e| match e {
-            CreateError::Busy(e) => RestoreError::Busy(e),
-            _ => RestoreError::InProgress,
-        })?;
+        // A setup restore may come from anyone: refused at once once setup
+        // is over, and checked without taking the instance (neither this
+        // process's busy flag nor the instance lock), so that uploads being
+        // checked never keep the real user out. A staged copy is private
+        // to this restore, so nothing of its checks needs the instance.
+        if request.only_without_users {
+            self.ensure_no_users().await?;
+        }
         let file = self.fetch(&request.source).await?;
+        let budget = self.work.for_archive(file.size());
         let key = request.password.clone().map(BackupKey::Password);
         let opened = self.reader.open(file, key.as_ref()).await?;
         let format = opened.format;
-        let live = self.creator.db.state().await;
         let prepared = async {
             let staged = self.instance.stage(opened.entries, request.limits).await?;
-            self.check_database(staged.as_ref(), &live, &[]).await?;
-            let post = self.post_restore(staged.as_ref(), request.password.as_ref()).await?;
-            Ok::<_, RestoreError>((staged, post))
+            let facts = self.check_database(staged.as_ref(), &self.creator.db.state().await, &[], budget).await?;
+            let post = self.post_restore(staged.as_ref(), request.password.as_ref(), budget).await?;
+            Ok::<_, RestoreError>((staged, facts, post))
         }
         .await;
         // A tampered payload decrypts to garbage that fails some check
         // first; the tag says what really happened.
-        let (staged, post) = authentic(prepared, opened.authenticity).await?;
+        let (staged, facts, post) = authentic(prepared, opened.authenticity).await?;
+        let hold = self.creator.hold().await.map_err(|e| match e {
+            CreateError::Busy(e) => RestoreError::Busy(e),
+            _ => RestoreError::InProgress,
+        })?;
+        // The live database as it is now that nothing else may change it.
+        let live = self.creator.db.state().await;
+        check_version(facts.user_version, live.user_version())?;
         if request.only_without_users {
             self.ensure_no_users().await?;
         }
@@ -264,12 +279,13 @@ impl Restorer {
     /// verification of its own encrypted backups).
     pub async fn verify_with(&self, source: Source, key: Option<&BackupKey>) -> Result<VerifyReport, RestoreError> {
         let file = self.fetch(&source).await?;
+        let budget = self.work.for_archive(file.size());
         let opened = self.reader.open(file, key).await?;
         let live = self.creator.db.state().await;
         let checked = async {
             let staged = self.instance.stage_for_check(opened.entries, RestoreLimits::default()).await?;
             let tables: Vec<&str> = SUMMARY_TABLES.iter().map(|(_, t)| *t).collect();
-            let facts = self.check_database(staged.as_ref(), &live, &tables).await?;
+            let facts = self.check_database(staged.as_ref(), &live, &tables, budget).await?;
             Ok::<_, RestoreError>((staged, facts))
         }
         .await;
@@ -335,6 +351,7 @@ impl Restorer {
         staged: &dyn Staged,
         live: &LiveDatabase,
         count: &[&str],
+        budget: Duration,
     ) -> Result<DatabaseFacts, RestoreError> {
         let db_error = |e: DbError| match e {
             DbError::Other(_) => RestoreError::Database(e),
@@ -343,9 +360,8 @@ impl Restorer {
         };
         // Decided before anything evaluates it: checking the file runs its
         // expressions.
-        check_queries(&self.db_files.computed(staged.database()).await.map_err(db_error)?)?;
-        let facts =
-            self.db_files.check(staged.database(), count, self.post_restore_deadline).await.map_err(db_error)?;
+        check_queries(&self.db_files.computed(staged.database(), budget).await.map_err(db_error)?)?;
+        let facts = self.db_files.check(staged.database(), count, budget).await.map_err(db_error)?;
         check_tables(&facts.tables)?;
         check_version(facts.user_version, live.user_version())?;
         Ok(facts)
@@ -355,20 +371,18 @@ impl Restorer {
         &self,
         staged: &dyn Staged,
         password: Option<&Password>,
+        budget: Duration,
     ) -> Result<PostRestoreReport, RestoreError> {
         let cipher = self.cipher.clone();
         let credential =
             move |column: CredentialColumn, value: &str| credentials::restored(column, value, cipher.as_deref());
         let (vault, password) = (self.vault.clone(), password.cloned());
         let key_store = move |row: &KeyStoreRow| restored_key_store(row, vault.as_ref(), password.as_ref());
-        let plan = PostRestorePlan {
-            purge: &PURGED_ON_RESTORE,
-            credential: &credential,
-            key_store: &key_store,
-            deadline: self.post_restore_deadline,
-        };
+        let plan =
+            PostRestorePlan { purge: &PURGED_ON_RESTORE, credential: &credential, key_store: &key_store, budget };
         self.db_files.post_restore(staged.database(), &plan).await.map_err(|e| match e {
             DbError::Full(_) => RestoreError::Full(e.to_string()),
+            DbError::TooMuchWork { .. } => RestoreError::BadDatabase(e.to_string()),
             e => RestoreError::PostRestore(e.to_string()),
         })
     }

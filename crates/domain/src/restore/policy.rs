@@ -5,6 +5,7 @@
 //! rules it applies are here, as pure functions.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use crate::assets::AssetFolder;
 use crate::manifest::{DATABASE_ENTRY, MANIFEST_ENTRY};
@@ -61,6 +62,45 @@ impl Default for RestoreLimits {
     /// large), tight enough that a zip bomb cannot fill a disk.
     fn default() -> Self {
         RestoreLimits { max_entry: 16 << 30, max_total: 20 << 30, max_ratio: 1000, max_entries: 100_000 }
+    }
+}
+
+/// What the work on a backup's database may cost. The file is the
+/// sender's, so each step over it (the schema scan, the integrity check,
+/// post-restore) gets CPU time in proportion to what the backup weighs as
+/// sent, never to what it expands to: a 1 MiB archive may hold a 1 GiB
+/// database, and its checks still end within seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkBudget {
+    /// What every archive gets, however small.
+    pub base: Duration,
+    /// And this much more per MiB of the archive.
+    pub per_mib: Duration,
+    /// Never more than this, whatever the size.
+    pub most: Duration,
+}
+
+impl Default for WorkBudget {
+    /// 2 s plus 1 s per 16 MiB: an integrity check reads about 1 GiB a
+    /// second on one core, and a backup compresses its database about 2x,
+    /// so a genuine backup gets some 30 times the CPU its checks take
+    /// (slower machines included), and a hostile 1 MiB archive about 2 s a
+    /// step.
+    fn default() -> Self {
+        WorkBudget {
+            base: Duration::from_secs(2),
+            per_mib: Duration::from_micros(62_500),
+            most: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl WorkBudget {
+    /// The CPU time each step over the database of a `bytes`-long archive
+    /// may take.
+    pub fn for_archive(&self, bytes: u64) -> Duration {
+        let mib = u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX);
+        self.base.saturating_add(self.per_mib.saturating_mul(mib)).min(self.most)
     }
 }
 
@@ -319,6 +359,17 @@ mod tests {
         assert_eq!(classify("notes/readme.txt"), Ok(EntryTarget::Unknown));
         assert_eq!(classify("favicon/deep/x.ico"), Ok(EntryTarget::Unknown));
         assert_eq!(classify("README"), Ok(EntryTarget::Unknown));
+    }
+
+    #[test]
+    fn the_work_budget_follows_the_archive_as_sent() {
+        let budget = WorkBudget::default();
+        assert_eq!(budget.for_archive(0), Duration::from_secs(2));
+        // Under 1 MiB: five steps stay under 10 s of CPU together.
+        assert!(budget.for_archive(1 << 20) * 5 < Duration::from_secs(11));
+        // A genuine 1 GiB database, about 500 MiB as a backup.
+        assert_eq!(budget.for_archive(500 << 20), Duration::from_micros(2_000_000 + 500 * 62_500));
+        assert_eq!(budget.for_archive(u64::MAX), budget.most);
     }
 
     #[test]

@@ -303,9 +303,9 @@ pub struct PostRestorePlan<'a> {
     pub credential: &'a (dyn Fn(CredentialColumn, &str) -> Result<Restored, CryptoError> + Send + Sync),
     /// What to do with the key store row.
     pub key_store: &'a (dyn Fn(&KeyStoreRow) -> KeyStoreDecision + Send + Sync),
-    /// The staged database is attacker-controlled: post-restore is stopped
-    /// past this.
-    pub deadline: Duration,
+    /// The staged database is attacker-controlled: post-restore's CPU
+    /// time (see [`crate::restore::WorkBudget`]).
+    pub budget: Duration,
 }
 
 impl std::fmt::Debug for PostRestorePlan<'_> {
@@ -334,13 +334,18 @@ pub trait DatabaseFiles: Send + Sync {
     /// `integrity_check`, `user_version`, the tables, and the rows of the
     /// tables in `count` (those that exist). An error means the file is no
     /// usable database.
-    async fn check(&self, path: &Path, count: &[&str], deadline: Duration) -> Result<DatabaseFacts, DbError>;
+    ///
+    /// Every method here works on a file an attacker may have written: it
+    /// is bounded by construction, whatever SQL the file holds (CPU time
+    /// `budget`, memory, SQLite's limits), and a bound reached is
+    /// [`DbError::TooMuchWork`].
+    async fn check(&self, path: &Path, count: &[&str], budget: Duration) -> Result<DatabaseFacts, DbError>;
     /// What in the schema computes with the file's own code, read from the
     /// schema alone (nothing of it runs): decided on before [`Self::check`],
     /// which evaluates it.
-    async fn computed(&self, path: &Path) -> Result<Vec<QueryObject>, DbError>;
+    async fn computed(&self, path: &Path, budget: Duration) -> Result<Vec<QueryObject>, DbError>;
     /// Post-restore on a staged copy, in one transaction. Triggers the
-    /// staged database carries do not run (they are set aside and put back
-    /// unchanged), and the work stops at the plan's deadline.
+    /// staged database carries never run, and the work is bounded by the
+    /// plan's budget.
     async fn post_restore(&self, path: &Path, plan: &PostRestorePlan<'_>) -> Result<PostRestoreReport, DbError>;
 }

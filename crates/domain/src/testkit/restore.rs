@@ -228,7 +228,7 @@ pub struct DbFiles(pub Arc<World>);
 
 #[async_trait]
 impl DatabaseFiles for DbFiles {
-    async fn computed(&self, _: &Path) -> Result<Vec<crate::restore::QueryObject>, DbError> {
+    async fn computed(&self, _: &Path, _: std::time::Duration) -> Result<Vec<crate::restore::QueryObject>, DbError> {
         Ok(vec![])
     }
     async fn check(&self, path: &Path, count: &[&str], _: std::time::Duration) -> Result<DatabaseFacts, DbError> {
@@ -355,7 +355,7 @@ pub fn restorer(w: &Arc<World>, store: &MemoryStore) -> Restorer {
         vault: Arc::new(Vault),
         accounts: Arc::new(Accounts(w.clone())),
         scratch: Arc::new(NoScratch),
-        post_restore_deadline: std::time::Duration::from_secs(60),
+        work: crate::restore::WorkBudget::default(),
         restarter: None,
     }
 }
