@@ -183,16 +183,6 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `PRAGMA integrity_check` of the database at `path`, opened read-only.
-pub async fn integrity_check(path: &Path) -> Result<(), DbError> {
-    check_is_sqlite(path).await?;
-    let mut conn = connect(path, true).await?;
-    let rows = sqlx::query("PRAGMA integrity_check").fetch_all(&mut conn).await.map_err(|e| map_err(path, e))?;
-    let messages: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
-    let _ = conn.close().await;
-    if messages == ["ok"] { Ok(()) } else { Err(DbError::Corrupt { path: display(path), detail: messages.join("; ") }) }
-}
-
 /// `PRAGMA user_version` of the database at `path`, opened read-only.
 pub async fn user_version(path: &Path) -> Result<i64, DbError> {
     check_is_sqlite(path).await?;

@@ -62,9 +62,13 @@ impl Sandbox {
         }
     }
 
-    /// This very program, whose `main` calls [`child_if_asked`].
+    /// This very program, whose `main` calls [`child_if_asked`]: through
+    /// `/proc/self/exe`, which still runs the program this process runs
+    /// after an upgrade replaced or removed its file.
     pub fn this_program() -> std::io::Result<Self> {
-        Ok(Sandbox::new(std::env::current_exe()?, Vec::<OsString>::new()))
+        let program = Path::new("/proc/self/exe");
+        let program = if program.exists() { program.to_owned() } else { std::env::current_exe()? };
+        Ok(Sandbox::new(program, Vec::<OsString>::new()))
     }
 }
 
