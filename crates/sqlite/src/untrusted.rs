@@ -76,6 +76,9 @@ pub(crate) fn open(path: &Path, cpu: Duration) -> Result<Connection, Failure> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    // No foreign-key action either: purging sessions must not cascade into
+    // rows of a user's table (a lean backup, made the same way, keeps them).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, false)?;
     for (limit, value) in [
         (Limit::SQLITE_LIMIT_LENGTH, MAX_LENGTH),
         (Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20),

@@ -110,15 +110,16 @@ async fn post_restore_runs_no_trigger_of_the_archive_and_keeps_them_all() {
 async fn post_restore_stops_at_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
-    // Slow work that is not a trigger: rows deleted one by one (a foreign
-    // key forbids SQLite's truncation shortcut); a zero deadline stands in
-    // for a slow one.
+    // Slow work that is not a trigger: 300,000 credentials to read; a zero
+    // budget stands in for a slow one.
     exec(
         &db,
         "CREATE TABLE media_cache_big (x INTEGER PRIMARY KEY, b BLOB);
-         CREATE TABLE media_cache_child (x REFERENCES media_cache_big (x) ON DELETE CASCADE);
          WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)
-             INSERT INTO media_cache_big SELECT x, randomblob(100) FROM c;",
+             INSERT INTO media_cache_big SELECT x, randomblob(100) FROM c;
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)
+             INSERT INTO integration_instances (id, type, display_name, config_encrypted)
+             SELECT 'i' || x, 'plex', 'Plex', '{}' FROM c;",
     )
     .await;
     let purge: &'static [&'static str] = &["media_cache_big"];
