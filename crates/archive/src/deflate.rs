@@ -30,7 +30,10 @@ impl Default for DeflateOptions {
     fn default() -> Self {
         DeflateOptions {
             level: 6,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+            // The cores this process may use: its CPU affinity, and in a
+            // container its cgroup's CPU quota (v1 or v2), not the host's
+            // count; memory grows with it by about 2 MiB a thread.
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             block: 1024 * 1024,
         }
     }

@@ -42,7 +42,8 @@ pub(crate) struct Global {
     /// (repeatable) [env: FRAMERR_BACKUP_NOTIFY, comma-separated]
     #[arg(long = "notify", global = true, value_name = "URL")]
     pub(crate) notify: Vec<String>,
-    /// Compression threads [default: all cores]
+    /// Compression threads [default: the cores this process may use, a
+    /// container's CPU quota included]
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<usize>,
     /// More log output (repeat for more)

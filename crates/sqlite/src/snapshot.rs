@@ -193,24 +193,33 @@ fn exists(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
 
 /// Empties `tables` in the copy, keeping their schema (triggers included,
 /// untouched), and rebuilds the media library's search index over what is
-/// left, as Framerr's restore does. The file is compacted when rows went.
-/// Returns the tables that exist (emptied or already empty).
+/// left, as Framerr's restore does. Returns the tables that exist (emptied
+/// or already empty).
+///
+/// `secure_delete` makes SQLite write zeros over every byte the rows held:
+/// their pages go to the free list as zeros, which deflate to almost
+/// nothing, so no byte of a left-out row reaches the archive without a
+/// second copy of the whole file. Only when the freed pages are most of the
+/// file is it compacted (`VACUUM` then copies what little is left); a few
+/// MiB of zeros are cheaper to deflate than the database is to rewrite.
 fn leave_out(conn: &mut rusqlite::Connection, tables: &[&str]) -> rusqlite::Result<Vec<String>> {
+    conn.pragma_update(None, "secure_delete", true)?;
     let tx = conn.transaction()?;
     let mut omitted = Vec::new();
-    let mut removed = 0;
     for table in tables {
         if !exists(&tx, table)? {
             continue;
         }
-        removed += tx.execute(&format!("DELETE FROM {}", ident(table)), [])?;
+        tx.execute(&format!("DELETE FROM {}", ident(table)), [])?;
         omitted.push((*table).to_owned());
     }
     if omitted.iter().any(|t| t == "media_library") && exists(&tx, "media_library_fts")? {
         tx.execute("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')", [])?;
     }
     tx.commit()?;
-    if removed > 0 {
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    if free * 2 > pages {
         conn.execute_batch("VACUUM")?;
     }
     Ok(omitted)
