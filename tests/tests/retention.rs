@@ -184,3 +184,77 @@ fn pins_that_cannot_be_read_protect_everything_until_forced() {
     inst.ok(&["delete", "--force", PLANTED[0]]);
     assert_eq!(inst.backup_files().len(), 2);
 }
+
+/// The primary backups folder given again as a destination, by any
+/// spelling, or two destinations that are one place: refused before
+/// anything runs. (Given with `keep-last=1`, the backups folder itself was
+/// trimmed to one backup after a copy that failed with "already exists".)
+#[test]
+fn a_destination_that_is_the_backups_folder_or_another_destination_is_refused_at_start() {
+    let inst = Instance::from_fixture();
+    save_schedule(&inst, r#"{"enabled":false,"frequency":"daily","hour":3,"maxBackups":5}"#);
+    plant(&inst.backups(), &PLANTED[..5]);
+    let backups = inst.backups();
+    let link = inst.dir.path().join("link-to-backups");
+    std::os::unix::fs::symlink(&backups, &link).unwrap();
+    let data = inst.data();
+    let spellings = [
+        format!("file://{}/?keep-last=1", backups.display()),
+        format!("file://{}//?keep-last=1", backups.display()),
+        format!("file://{}/../data/backups?keep-last=1", data.display()),
+        format!("file://{}/./backups/", data.display()),
+        format!("file://{}?keep-last=1", link.display()),
+        format!("file://{}", backups.display()).replace("/backups", "/%62ackups"),
+    ];
+    for spelling in &spellings {
+        for command in [&["create"][..], &["list"], &["prune"], &["serve", "--listen", "127.0.0.1:0"]] {
+            let mut args = command.to_vec();
+            args.extend(["--destination", spelling.as_str()]);
+            let err = inst.fails(&args);
+            assert!(err.contains("is the backups folder"), "{spelling} {command:?}: {err}");
+        }
+        // The same through the environment.
+        let out = inst.command(&["create"]).env("FRAMERR_BACKUP_DESTINATIONS", spelling).output().unwrap();
+        assert!(!out.status.success(), "{spelling}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(inst.backup_files().len(), 5, "{spelling}: the backups folder was touched");
+    }
+    let mut planted: Vec<String> = PLANTED[..5].iter().map(|n| n.to_string()).collect();
+    planted.sort();
+    assert_eq!(inst.backup_files(), planted);
+
+    // Two destinations that are one folder, by two spellings.
+    let nas = inst.dir.path().join("nas");
+    std::fs::create_dir_all(&nas).unwrap();
+    let nas_link = inst.dir.path().join("nas-link");
+    std::os::unix::fs::symlink(&nas, &nas_link).unwrap();
+    for (a, b) in [
+        (format!("file://{}", nas.display()), format!("file://{}/?keep-last=1", nas.display())),
+        (format!("file://{}", nas.display()), format!("file://{}", nas_link.display())),
+        // Not made yet: the same path once made.
+        (format!("file://{}/new", nas.display()), format!("file://{}/new/", nas_link.display())),
+        // One bucket and prefix by two spellings (nothing is contacted).
+        (
+            "s3://bucket/prefix?endpoint=http://127.0.0.1:9&allow_http=true&region=us-east-1".to_owned(),
+            "s3://bucket//prefix/?endpoint=http://127.0.0.1:9/&allow_http=true&region=eu-west-1".to_owned(),
+        ),
+    ] {
+        let err = inst.fails(&["list", "--destination", &a, "--destination", &b]);
+        assert!(err.contains("are the same place"), "{a} {b}: {err}");
+    }
+    // A missing primary folder, and a link to where it will be.
+    std::fs::remove_dir_all(&backups).unwrap();
+    let err = inst.fails(&["create", "--destination", &format!("file://{}", link.display())]);
+    assert!(err.contains("is the backups folder"), "{err}");
+    assert!(!backups.exists(), "the refused command made a backup");
+    // Different places are fine: another folder, another prefix.
+    inst.ok(&["list", "--destination", &format!("file://{}", nas.display())]);
+    let other = "s3://bucket/other?endpoint=http://127.0.0.1:9&allow_http=true";
+    let out = inst.run(&[
+        "list",
+        "--destination",
+        "s3://bucket/prefix?endpoint=http://127.0.0.1:9&allow_http=true",
+        "--destination",
+        other,
+    ]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("same place"), "{}", String::from_utf8_lossy(&out.stderr));
+}

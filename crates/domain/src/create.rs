@@ -391,7 +391,10 @@ impl Creator {
     /// `None` when neither exists (then everything is kept).
     pub async fn keep_policy(&self, store: &dyn BackupStore) -> Result<Option<KeepPolicy>, DbError> {
         let place = store.describe();
-        if let Some((_, keep)) = self.keep_overrides.iter().find(|(d, _)| *d == place) {
+        // The primary always follows the schedule: a destination's policy
+        // is for that destination only.
+        let primary = place == self.store.describe() || store.place() == self.store.place();
+        if let Some((_, keep)) = self.keep_overrides.iter().find(|(d, _)| *d == place && !primary) {
             return Ok(Some(*keep));
         }
         Ok(self.db.schedule().await?.map(|s| s.keep_policy()))

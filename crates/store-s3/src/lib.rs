@@ -25,7 +25,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
-use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
+use backup_domain::ports::{BackupStore, Download, Place, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
 use backup_fsutil::temp::UPLOAD_PREFIX;
 use backup_fsutil::temporary_name;
@@ -134,6 +134,18 @@ impl S3Config {
         Ok(config)
     }
 
+    /// What this bucket and prefix are, however the URL spells them: the
+    /// endpoint normalized (case, default port, trailing `/`), the prefix
+    /// without empty segments (object keys never have them here).
+    pub fn place(&self) -> Place {
+        let endpoint = self.endpoint.as_ref().map(|e| match url::Url::parse(e) {
+            Ok(u) => u.as_str().trim_end_matches('/').to_owned(),
+            Err(_) => e.trim_end_matches('/').to_owned(),
+        });
+        let prefix: Vec<&str> = self.prefix.split('/').filter(|p| !p.is_empty()).collect();
+        Place::Objects { endpoint, bucket: self.bucket.clone(), prefix: prefix.join("/") }
+    }
+
     /// The URL back, for logs and listings: never any credential.
     pub fn describe(&self) -> String {
         let mut out = format!("s3://{}/{}", self.bucket, self.prefix);
@@ -208,6 +220,10 @@ impl S3Store {
 impl BackupStore for S3Store {
     fn describe(&self) -> String {
         self.config.describe()
+    }
+
+    fn place(&self) -> Place {
+        self.config.place()
     }
 
     /// Removes temporary objects that interrupted uploads left (a crash
