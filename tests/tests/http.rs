@@ -886,3 +886,27 @@ async fn calendar_retention_and_pins_over_the_api() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(admin(c.delete(url(&format!("/{name}")))).send().await.unwrap().status(), StatusCode::OK);
 }
+
+/// The create response names every backup retention deleted, in every
+/// destination (`deleted` stays the backups folder's, as Framerr's).
+#[tokio::test]
+async fn the_create_response_reports_every_deletion_in_every_destination() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let nas = inst.dir.path().join("nas");
+    std::fs::create_dir_all(&nas).unwrap();
+    let old = "framerr-manual-2020-01-01T00-00-00.zip";
+    std::fs::write(nas.join(old), b"old").unwrap();
+    let destination = format!("file://{}?keep-last=1", nas.display());
+    let server = serve(&inst, &["--destination", &destination]);
+    let c = client();
+    let (s, created) = json_of(admin(c.post(format!("{}/api/backup/create", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    assert!(!nas.join(old).exists(), "retention did not run in the NAS");
+    assert_eq!(created["deleted"], json!([]), "{created}");
+    let place = &created["destinations"][0];
+    assert_eq!(place["destination"], format!("file://{}", nas.display()), "{created}");
+    assert_eq!((&place["error"], &place["deleted"]), (&Value::Null, &json!([old])), "{created}");
+    assert_eq!((&place["failed"], &place["retentionError"]), (&json!([]), &Value::Null), "{created}");
+}

@@ -258,3 +258,29 @@ fn a_destination_that_is_the_backups_folder_or_another_destination_is_refused_at
     ]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("same place"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn create_reports_what_retention_deleted_in_every_destination() {
+    let inst = Instance::from_fixture();
+    save_schedule(&inst, r#"{"enabled":false,"frequency":"daily","hour":3,"maxBackups":5}"#);
+    let nas = inst.dir.path().join("nas");
+    plant(&nas, &PLANTED[..2]);
+    let destination = format!("file://{}?keep-last=1", nas.display());
+    let created = json(&inst.ok(&["create", "--json", "--destination", &destination]));
+    assert_eq!(created["deleted"], serde_json::json!([]), "{created}");
+    let place = &created["destinations"][0];
+    assert_eq!(place["destination"], format!("file://{}", nas.display()), "{created}");
+    assert_eq!(place["deleted"], serde_json::json!([PLANTED[0], PLANTED[1]]), "{created}");
+    assert_eq!((&place["failed"], &place["retentionError"]), (&serde_json::json!([]), &Value::Null), "{created}");
+    plant(&nas, &PLANTED[2..3]);
+    let text = inst.ok(&["create", "--destination", &destination]);
+    assert!(text.contains(&format!("Deleted {} from file://{} (retention)", PLANTED[2], nas.display())), "{text}");
+    // A copy that failed: retention did not run there, and that is said.
+    let out = inst.run(&["create", "--json", "--destination", "file:///proc/1/nope?keep-last=1"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let place = &created["destinations"][0];
+    assert!(place["error"].is_string(), "{created}");
+    assert_eq!(place["deleted"], serde_json::json!([]), "{created}");
+    assert!(place["retentionError"].as_str().unwrap().contains("copy"), "{created}");
+}

@@ -100,7 +100,7 @@ impl serde::Serialize for Pruned {
 }
 
 /// Why retention did not run in a destination after a backup.
-pub const NOT_COPIED: &str = "retention did not run there: the copy of this backup failed";
+pub const NOT_COPIED: &str = "the copy of this backup failed there";
 
 /// What happened at one extra destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,27 @@ pub struct Replica {
     /// `None` when the copy is complete there.
     pub error: Option<String>,
     pub retention: RetentionOutcome,
+}
+
+/// Serializes as an item of a create's `destinations` (the CLI's `create
+/// --json` and `POST /api/backup/create`): the copy's error, and what
+/// retention deleted there, could not delete, or why it did not run.
+impl serde::Serialize for Replica {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = &self.retention;
+        let names = |list: &[BackupName]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let failed: Vec<serde_json::Value> =
+            r.failed.iter().map(|(n, e)| serde_json::json!({ "filename": n.to_string(), "error": e })).collect();
+        let mut out = s.serialize_struct("Replica", 6)?;
+        out.serialize_field("destination", &self.destination)?;
+        out.serialize_field("error", &self.error)?;
+        out.serialize_field("deleted", &names(&r.deleted))?;
+        out.serialize_field("failed", &failed)?;
+        out.serialize_field("futureStamped", &names(&r.future))?;
+        out.serialize_field("retentionError", &r.error)?;
+        out.end()
+    }
 }
 
 /// A backup that was made and stored.

@@ -213,6 +213,11 @@ async function create() {
     let text = `Backup created: ${r.filename} (${formatSize(r.size)}).`;
     if (r.deleted && r.deleted.length) text += ` Removed as older than the number to keep: ${r.deleted.join(', ')}.`;
     if (r.futureStamped && r.futureStamped.length) text += ` Kept (dated in the future): ${r.futureStamped.join(', ')}.`;
+    for (const d of r.destinations || []) {
+      if (d.error) text += ` Copying to ${d.destination} failed: ${d.error}.`;
+      if (d.deleted && d.deleted.length) text += ` Removed from ${d.destination}: ${d.deleted.join(', ')}.`;
+      if (d.failed && d.failed.length) text += ` Could not remove from ${d.destination}: ${d.failed.map(f => f.filename).join(', ')}.`;
+    }
     finished(100, 'Complete');
     say($('backups-status'), text);
   } catch (e) {
