@@ -910,3 +910,42 @@ async fn the_create_response_reports_every_deletion_in_every_destination() {
     assert_eq!((&place["error"], &place["deleted"]), (&Value::Null, &json!([old])), "{created}");
     assert_eq!((&place["failed"], &place["retentionError"]), (&json!([]), &Value::Null), "{created}");
 }
+
+/// Sign-in tells nothing about accounts: a wrong password, a name nobody
+/// has and an account without a local password (single sign-on) get the
+/// same answer, each after one bcrypt check at the cost of the costliest
+/// hash in `users` (read from the server's debug log, not timed), and each
+/// counts against the address's attempts.
+#[tokio::test]
+async fn sign_in_answers_alike_for_any_failure_and_counts_every_one() {
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    let costly = bcrypt::hash("the admin's password", 12).unwrap();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE users SET password=? WHERE username='admin'\",(sys.argv[2],))\nc.execute(\"UPDATE users SET has_local_password=0, group_id='admin' WHERE username='carol'\")\nc.commit()",
+        &[&inst.db(), std::path::Path::new(&costly)],
+    );
+    let server = serve_with(&inst, &[], &[("FRAMERR_LOG", "backup_crypto=debug")]);
+    let c = client();
+    let login = |username: &str| {
+        c.post(format!("{}/api/auth/login", server.base))
+            .json(&json!({"username": username, "password": "not the password"}))
+            .send()
+    };
+    let mut answers = Vec::new();
+    for name in ["admin", "nobody-at-all", "carol"] {
+        let resp = login(name).await.unwrap();
+        answers.push((resp.status(), resp.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let log = server.log();
+    let costs: Vec<&str> = log.lines().filter(|l| l.contains("bcrypt check")).collect();
+    assert_eq!(costs.len(), 3, "{log}");
+    assert!(costs.iter().all(|l| l.contains("cost=12")), "{costs:?}");
+    // Every one counted: two more, then the address waits.
+    for _ in 0..2 {
+        assert_eq!(login("carol").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login("carol").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+}
