@@ -949,3 +949,21 @@ async fn sign_in_answers_alike_for_any_failure_and_counts_every_one() {
     }
     assert_eq!(login("carol").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// A damaged pins document is shown on the API's listing until it is fixed.
+#[tokio::test]
+async fn the_listing_says_when_the_pins_are_unreadable() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    std::fs::create_dir_all(inst.backups()).unwrap();
+    let name = "framerr-manual-2026-01-01T00-00-00.zip";
+    std::fs::write(inst.backups().join(name), b"planted").unwrap();
+    std::fs::write(inst.backups().join("framerr-backup.pins.json"), format!("{{\"pinned\":[\"{name}\"")).unwrap();
+    let server = serve(&inst, &[]);
+    let c = client();
+    let (s, list) = json_of(admin(c.get(format!("{}/api/backup/list", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(list["pinsUnreadable"][0].as_str().unwrap_or_default().contains("pins"), "{list}");
+    assert_eq!(list["backups"][0]["pinsUnreadable"], true, "{list}");
+}

@@ -176,6 +176,15 @@ fn pins_that_cannot_be_read_protect_everything_until_forced() {
     ];
     for (what, damage) in damaged {
         damage();
+        // Every listing says so, and what it cannot tell.
+        let listed = json(&inst.ok(&["list", "--json"]));
+        let problems = listed["pinsUnreadable"].as_array().unwrap();
+        assert!(problems.len() == 1 && problems[0].as_str().unwrap().contains("pins"), "{what}: {listed}");
+        let entry = listed["backups"].as_array().unwrap().iter().find(|b| b["filename"] == PLANTED[0]).unwrap();
+        assert_eq!((&entry["pinned"], &entry["pinsUnreadable"]), (&Value::Bool(false), &Value::Bool(true)), "{what}");
+        let text = inst.ok(&["list"]);
+        assert!(text.contains("pins unreadable"), "{what}: {text}");
+        assert!(text.lines().any(|l| l.starts_with(PLANTED[0]) && l.contains(" ?")), "{what}: {text}");
         let err = inst.fails(&["delete", PLANTED[0]]);
         assert!(err.contains("may pin this backup") && err.contains("--force"), "{what}: {err}");
         let out = inst.run(&["prune"]);
@@ -188,6 +197,11 @@ fn pins_that_cannot_be_read_protect_everything_until_forced() {
     }
     inst.ok(&["delete", "--force", PLANTED[0]]);
     assert_eq!(inst.backup_files().len(), 2);
+    // Until it is fixed.
+    std::fs::remove_file(&pins).unwrap();
+    let listed = json(&inst.ok(&["list", "--json"]));
+    assert_eq!(listed["pinsUnreadable"], serde_json::json!([]), "{listed}");
+    assert!(!inst.ok(&["list"]).contains("pins unreadable"));
 }
 
 /// The primary backups folder given again as a destination, by any

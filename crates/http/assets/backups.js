@@ -57,6 +57,7 @@ function row(b) {
       { role: 'cell', 'data-label': 'Type' },
       h('span', { class: `badge type-${b.type}` }, TYPES[b.type] || b.type || '—'),
       b.pinned ? h('span', { class: 'badge pinned', title: 'Kept until unpinned, whatever the retention rules say' }, pinIcon(), h('span', {}, 'Pinned')) : null,
+      !b.pinned && b.pinsUnreadable ? h('span', { class: 'badge pinned', title: 'The pins cannot be read: this backup may be pinned' }, pinIcon(), h('span', {}, 'Pins unreadable')) : null,
     ),
     h('td', { role: 'cell', class: 'num', 'data-label': 'Size' }, formatSize(b.size)),
     h('td', { role: 'cell', 'data-label': 'Created' }, created),
@@ -113,7 +114,12 @@ export function loadBackups() {
       backups = Array.isArray(data.backups) ? data.backups : [];
       totalSize = data.totalSize;
       render();
-      say($('backups-error'), '');
+      const unreadable = Array.isArray(data.pinsUnreadable) ? data.pinsUnreadable : [];
+      // Until the pins document is fixed, every listing says so.
+      say(
+        $('backups-error'),
+        unreadable.length ? `Pins unreadable: ${unreadable.join('; ')}. Until this is fixed, any backup may be pinned, and deleting one needs “I understand”.` : '',
+      );
       ctx.onList(backups);
       return backups;
     })
@@ -243,9 +249,10 @@ function askToForce(safety, pinned) {
 }
 
 function openDelete(b) {
-  deleteTarget = { backup: b, force: b.type === 'safety' || Boolean(b.pinned) };
+  const pinned = Boolean(b.pinned || b.pinsUnreadable);
+  deleteTarget = { backup: b, force: b.type === 'safety' || pinned };
   $('delete-name').textContent = b.filename;
-  askToForce(b.type === 'safety', Boolean(b.pinned));
+  askToForce(b.type === 'safety', pinned);
   say($('delete-error'), '');
   $('delete-dialog').showModal();
   $('delete-cancel').focus();
