@@ -967,3 +967,45 @@ async fn the_listing_says_when_the_pins_are_unreadable() {
     assert!(list["pinsUnreadable"][0].as_str().unwrap_or_default().contains("pins"), "{list}");
     assert_eq!(list["backups"][0]["pinsUnreadable"], true, "{list}");
 }
+
+/// "Verify now" finishes and records its result although the page that
+/// asked was closed at once.
+#[tokio::test]
+async fn a_verification_finishes_and_is_recorded_when_the_client_goes_away() {
+    use std::io::Write;
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    add_ballast(&inst, 96);
+    let created: Value = serde_json::from_str(&inst.ok(&["create", "--json"])).unwrap();
+    let server = serve(&inst, &[]);
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /api/backup/verify HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nX-Framerr-Client: 1\r\nContent-Length: 0\r\n\r\n",
+        server.addr()
+    )
+    .unwrap();
+    // The request is in; the page is closed while the check runs.
+    std::thread::sleep(Duration::from_millis(300));
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(stream);
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let recorded = loop {
+        let (_, got) = json_of(
+            c.get(format!("{}/api/backup/verification", server.base))
+                .header("Authorization", format!("Bearer {TOKEN}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if got.as_array().is_some_and(|a| !a.is_empty()) {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was recorded: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(recorded[0]["filename"], created["filename"], "{recorded}");
+    assert_eq!(recorded[0]["outcome"], "passed", "{recorded}");
+}
