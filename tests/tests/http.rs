@@ -959,3 +959,126 @@ async fn setup_uploads_being_checked_never_keep_the_real_user_out() {
     let peak = peak_kib(&server);
     assert!(peak < 256 * 1024, "the server grew to {peak} KiB");
 }
+
+/// The create response names every backup retention deleted, in every
+/// destination (`deleted` stays the backups folder's, as Framerr's).
+#[tokio::test]
+async fn the_create_response_reports_every_deletion_in_every_destination() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    let nas = inst.dir.path().join("nas");
+    std::fs::create_dir_all(&nas).unwrap();
+    let old = "framerr-manual-2020-01-01T00-00-00.zip";
+    std::fs::write(nas.join(old), b"old").unwrap();
+    let destination = format!("file://{}?keep-last=1", nas.display());
+    let server = serve(&inst, &["--destination", &destination]);
+    let c = client();
+    let (s, created) = json_of(admin(c.post(format!("{}/api/backup/create", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{created}");
+    assert!(!nas.join(old).exists(), "retention did not run in the NAS");
+    assert_eq!(created["deleted"], json!([]), "{created}");
+    let place = &created["destinations"][0];
+    assert_eq!(place["destination"], format!("file://{}", nas.display()), "{created}");
+    assert_eq!((&place["error"], &place["deleted"]), (&Value::Null, &json!([old])), "{created}");
+    assert_eq!((&place["failed"], &place["retentionError"]), (&json!([]), &Value::Null), "{created}");
+}
+
+/// Sign-in tells nothing about accounts: a wrong password, a name nobody
+/// has and an account without a local password (single sign-on) get the
+/// same answer, each after one bcrypt check at the cost of the costliest
+/// hash in `users` (read from the server's debug log, not timed), and each
+/// counts against the address's attempts.
+#[tokio::test]
+async fn sign_in_answers_alike_for_any_failure_and_counts_every_one() {
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    let costly = bcrypt::hash("the admin's password", 12).unwrap();
+    python_ok(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.execute(\"UPDATE users SET password=? WHERE username='admin'\",(sys.argv[2],))\nc.execute(\"UPDATE users SET has_local_password=0, group_id='admin' WHERE username='carol'\")\nc.commit()",
+        &[&inst.db(), std::path::Path::new(&costly)],
+    );
+    let server = serve_with(&inst, &[], &[("FRAMERR_LOG", "backup_crypto=debug")]);
+    let c = client();
+    let login = |username: &str| {
+        c.post(format!("{}/api/auth/login", server.base))
+            .json(&json!({"username": username, "password": "not the password"}))
+            .send()
+    };
+    let mut answers = Vec::new();
+    for name in ["admin", "nobody-at-all", "carol"] {
+        let resp = login(name).await.unwrap();
+        answers.push((resp.status(), resp.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, StatusCode::UNAUTHORIZED, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    let log = server.log();
+    let costs: Vec<&str> = log.lines().filter(|l| l.contains("bcrypt check")).collect();
+    assert_eq!(costs.len(), 3, "{log}");
+    assert!(costs.iter().all(|l| l.contains("cost=12")), "{costs:?}");
+    // Every one counted: two more, then the address waits.
+    for _ in 0..2 {
+        assert_eq!(login("carol").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login("carol").await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A damaged pins document is shown on the API's listing until it is fixed.
+#[tokio::test]
+async fn the_listing_says_when_the_pins_are_unreadable() {
+    let inst = Instance::from_fixture();
+    add_sessions(&inst);
+    schedule_off(&inst);
+    std::fs::create_dir_all(inst.backups()).unwrap();
+    let name = "framerr-manual-2026-01-01T00-00-00.zip";
+    std::fs::write(inst.backups().join(name), b"planted").unwrap();
+    std::fs::write(inst.backups().join("framerr-backup.pins.json"), format!("{{\"pinned\":[\"{name}\"")).unwrap();
+    let server = serve(&inst, &[]);
+    let c = client();
+    let (s, list) = json_of(admin(c.get(format!("{}/api/backup/list", server.base))).send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(list["pinsUnreadable"][0].as_str().unwrap_or_default().contains("pins"), "{list}");
+    assert_eq!(list["backups"][0]["pinsUnreadable"], true, "{list}");
+}
+
+/// "Verify now" finishes and records its result although the page that
+/// asked was closed at once.
+#[tokio::test]
+async fn a_verification_finishes_and_is_recorded_when_the_client_goes_away() {
+    use std::io::Write;
+    let inst = Instance::from_fixture();
+    schedule_off(&inst);
+    add_ballast(&inst, 96);
+    let created: Value = serde_json::from_str(&inst.ok(&["create", "--json"])).unwrap();
+    let server = serve(&inst, &[]);
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "POST /api/backup/verify HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\nX-Framerr-Client: 1\r\nContent-Length: 0\r\n\r\n",
+        server.addr()
+    )
+    .unwrap();
+    // The request is in; the page is closed while the check runs.
+    std::thread::sleep(Duration::from_millis(300));
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(stream);
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let recorded = loop {
+        let (_, got) = json_of(
+            c.get(format!("{}/api/backup/verification", server.base))
+                .header("Authorization", format!("Bearer {TOKEN}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if got.as_array().is_some_and(|a| !a.is_empty()) {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was recorded: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(recorded[0]["filename"], created["filename"], "{recorded}");
+    assert_eq!(recorded[0]["outcome"], "passed", "{recorded}");
+}

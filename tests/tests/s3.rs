@@ -190,3 +190,39 @@ fn a_destination_written_wrong_is_refused_plainly_and_one_that_never_answers_doe
     );
     assert!(status.contains("inProgress"), "{status}");
 }
+
+/// Without credentials, an S3 destination is refused plainly and the cloud
+/// metadata service is never asked; `credentials=instance` asks it. (Its
+/// address is pointed at a recorder on 127.0.0.1.)
+#[test]
+fn no_credentials_never_asks_the_instance_metadata_service_unless_the_url_says_so() {
+    let inst = Instance::from_fixture();
+    let metadata = backup_e2e::Stub::start(&[404; 16]);
+    let s3 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("s3://bucket/p?endpoint=http://{}&allow_http=true", s3.local_addr().unwrap());
+    let without_keys = |args: &[&str]| {
+        let mut cmd = inst.command(args);
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE"] {
+            cmd.env_remove(var);
+        }
+        cmd.env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        cmd.env("AWS_METADATA_ENDPOINT", &metadata.base).env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &metadata.base);
+        cmd.output().unwrap()
+    };
+    for command in [&["list"][..], &["create"], &["verify", "--all"]] {
+        let mut args = command.to_vec();
+        args.extend(["--destination", url.as_str()]);
+        let out = without_keys(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(stderr.contains("AWS_ACCESS_KEY_ID") && stderr.contains("credentials=instance"), "{stderr}");
+        assert!(metadata.received().is_empty(), "{command:?} asked the metadata service: {:?}", metadata.received());
+    }
+    // Asked for: the machine's role, from the metadata service.
+    let out = without_keys(&["list", "--destination", &format!("{url}&credentials=instance")]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let asked = metadata.received();
+    assert!(asked.iter().any(|r| r.path.starts_with("/latest/")), "{asked:?}");
+    let err = inst.fails(&["list", "--destination", &format!("{url}&credentials=maybe")]);
+    assert!(err.contains("credentials"), "{err}");
+}

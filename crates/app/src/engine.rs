@@ -61,6 +61,28 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Refuses a destination that is the primary backups folder, or two
+/// destinations that are one place, by what they are, not how they are
+/// written: a copy onto itself fails, and retention would then run in one
+/// place twice, under a destination's policy in the primary.
+fn refuse_same_places(primary: &Arc<dyn BackupStore>, replicas: &[Arc<dyn BackupStore>]) -> Result<(), EngineError> {
+    let stores: Vec<Arc<dyn BackupStore>> = std::iter::once(primary.clone()).chain(replicas.iter().cloned()).collect();
+    let primary_place = primary.place();
+    if let Some(same) = replicas.iter().find(|r| r.place() == primary_place) {
+        return Err(EngineError::Destination(format!(
+            "invalid destination {}: it is the backups folder ({}), where every backup is made anyway; give another place",
+            same.describe(),
+            primary.describe()
+        )));
+    }
+    match backup_domain::ports::same_place(&stores) {
+        Some((a, b)) => {
+            Err(EngineError::Destination(format!("invalid destinations: {a} and {b} are the same place; give it once")))
+        }
+        None => Ok(()),
+    }
+}
+
 impl Engine {
     /// Builds everything from `settings`, with the default destinations;
     /// `progress` receives the use cases' events.
@@ -95,6 +117,8 @@ impl Engine {
             }
             replicas.push(store);
         }
+        let primary: Arc<dyn BackupStore> = Arc::new(FsStore::new(&settings.backups));
+        refuse_same_places(&primary, &replicas)?;
         let instance = FsInstance::new(Layout {
             db: settings.db.clone(),
             assets: settings.assets.clone(),
@@ -108,7 +132,7 @@ impl Engine {
         let vault = Arc::new(InstanceVault { server_key: settings.key.clone() });
         let creator = Creator {
             db: db.clone(),
-            store: Arc::new(FsStore::new(&settings.backups)),
+            store: primary,
             archiver: Arc::new(ZipArchiver::new(settings.assets.clone(), settings.deflate)),
             clock: Arc::new(SystemClock),
             progress,

@@ -140,7 +140,7 @@ mod tests {
         assert!(registry.open("file://relative").err().unwrap().contains("absolute"));
         let err = registry.open("sftp://user:secret@host/x").err().unwrap();
         assert!(err.contains("\"sftp\"") && !err.contains("secret"), "{err}");
-        assert!(registry.open("s3://bucket/prefix?region=eu-west-1").is_ok());
+        assert!(registry.open("s3://bucket/prefix?region=eu-west-1&credentials=instance").is_ok());
     }
 
     #[test]
@@ -149,7 +149,8 @@ mod tests {
         let (store, keep) = registry.open_destination("file:///mnt/nas?keep-daily=7&keep-monthly=12").unwrap();
         assert_eq!(store.describe(), "file:///mnt/nas");
         assert_eq!(keep, Some(KeepPolicy { last: 0, daily: 7, weekly: 0, monthly: 12 }));
-        let (_, keep) = registry.open_destination("s3://b/p?region=eu-west-1&keep-last=3").unwrap();
+        let (_, keep) =
+            registry.open_destination("s3://b/p?region=eu-west-1&credentials=instance&keep-last=3").unwrap();
         assert_eq!(keep, Some(KeepPolicy { last: 3, ..KeepPolicy::default() }));
         assert_eq!(
             split_keep("s3://b/p?region=x&keep-last=3&endpoint=http://h").unwrap().0,

@@ -173,21 +173,27 @@ mod tests {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BcryptCredentials;
 
-/// A hash of Framerr's usual cost, to spend the same time on a name that
-/// has no account.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| bcrypt::hash("framerr-backup decoy password", 10).unwrap_or_default())
+/// A bcrypt hash of `cost` that no password matches, to spend what a real
+/// check of that cost spends: a cheap hash's salt and digest under the
+/// cost asked for (made once; verifying it runs the full cost).
+fn decoy_hash(cost: u32) -> String {
+    static CHEAP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let cheap = CHEAP.get_or_init(|| bcrypt::hash("framerr-backup decoy password", 4).unwrap_or_default());
+    // `$2b$04$` + salt and digest.
+    format!("$2b${:02}${}", cost.clamp(4, 31), cheap.get(7..).unwrap_or_default())
 }
 
 #[async_trait::async_trait]
 impl backup_domain::auth::Credentials for BcryptCredentials {
     async fn verify(&self, password: &backup_domain::Password, hash: &str) -> bool {
+        tracing::debug!(cost = backup_domain::auth::bcrypt_cost(hash), "bcrypt check");
         bcrypt::verify(password.expose(), hash).unwrap_or(false)
     }
 
-    async fn spend(&self, password: &backup_domain::Password) {
-        let _ = bcrypt::verify(password.expose(), decoy_hash());
+    async fn spend(&self, password: &backup_domain::Password, cost: u32) {
+        let decoy = decoy_hash(cost);
+        tracing::debug!(cost = backup_domain::auth::bcrypt_cost(&decoy), "bcrypt check");
+        let _ = bcrypt::verify(password.expose(), &decoy);
     }
 
     fn new_token(&self) -> String {
@@ -212,6 +218,11 @@ mod credential_tests {
         assert!(futures::executor::block_on(c.verify(&Password::new("correct horse"), &hash)));
         assert!(!futures::executor::block_on(c.verify(&Password::new("wrong"), &hash)));
         assert!(!futures::executor::block_on(c.verify(&Password::new("x"), "not a hash")));
+        // The decoy is a real hash of the cost asked for that nothing opens.
+        let decoy = super::decoy_hash(6);
+        assert_eq!(backup_domain::auth::bcrypt_cost(&decoy), Some(6));
+        assert!(bcrypt::verify("framerr-backup decoy password", &decoy).is_ok_and(|ok| !ok));
+        futures::executor::block_on(c.spend(&Password::new("x"), 5));
         let (a, b) = (c.new_token(), c.new_token());
         assert_ne!(a, b);
         assert_eq!((a.len(), &a[14..15]), (36, "4"));

@@ -80,6 +80,32 @@ pub trait Sessions: Send + Sync {
     async fn session_timeout_ms(&self) -> Result<Option<i64>, DbError> {
         Ok(None)
     }
+    /// Every password hash's bcrypt cost in `users` (see [`bcrypt_cost`]),
+    /// for the decoy check's cost ([`decoy_cost`]).
+    async fn password_costs(&self) -> Result<Vec<u32>, DbError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The highest cost Framerr gives a password hash (bcryptjs, 10 to 12).
+pub const FRAMERR_MAX_COST: u32 = 12;
+
+/// The cost of a bcrypt hash (`$2a$12$...`, `$2b$`, `$2y$`), when it is one.
+pub fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let mut parts = hash.split('$');
+    let (empty, version, cost) = (parts.next()?, parts.next()?, parts.next()?);
+    if !empty.is_empty() || !matches!(version, "2a" | "2b" | "2y" | "2x") || cost.len() != 2 {
+        return None;
+    }
+    cost.parse().ok().filter(|c| (4..=31).contains(c))
+}
+
+/// What a sign-in that checks no real hash (a name nobody has, an account
+/// without a local password) spends instead: one check at the highest cost
+/// among the accounts' hashes, so it takes as long as the costliest real
+/// check; with no hash to go by, Framerr's highest.
+pub fn decoy_cost(costs: &[u32]) -> u32 {
+    costs.iter().copied().filter(|c| (4..=31).contains(c)).max().unwrap_or(FRAMERR_MAX_COST)
 }
 
 /// Password hashes and session tokens.
@@ -87,9 +113,10 @@ pub trait Sessions: Send + Sync {
 pub trait Credentials: Send + Sync {
     /// Whether `password` matches the bcrypt `hash`.
     async fn verify(&self, password: &Password, hash: &str) -> bool;
-    /// Spends what one verification spends, for a name with no account:
-    /// the answer takes as long whether the user exists or not.
-    async fn spend(&self, password: &Password);
+    /// Spends what one verification at bcrypt `cost` spends, for a name
+    /// with no account or no local password: the answer takes as long
+    /// whether the user exists or not.
+    async fn spend(&self, password: &Password, cost: u32);
     /// A new session token (a random UUID v4, as Framerr's).
     fn new_token(&self) -> String;
 }
@@ -128,7 +155,9 @@ impl SignedIn {
     }
 }
 
-/// Why nobody was signed in. The messages never tell whether a user exists.
+/// Why nobody was signed in. The messages never tell whether a user exists:
+/// an account without a local password (single sign-on) fails as a wrong
+/// password does, and counts the same.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignInError {
@@ -136,8 +165,6 @@ pub enum SignInError {
     Invalid,
     #[error("Admin access required")]
     NotAdmin,
-    #[error("This account has no local password: sign in through Framerr (single sign-on)")]
-    NoLocalPassword,
     #[error("Too many failed sign-ins; try again in {retry_after} seconds")]
     TooMany { retry_after: u64 },
     #[error(transparent)]
@@ -235,15 +262,16 @@ impl SignIn {
         {
             Some(hash) => self.credentials.verify(&request.password, hash).await,
             None => {
-                self.credentials.spend(&request.password).await;
+                // The costliest real check's cost: a missing or a single
+                // sign-on account answers no sooner than a real one. Not
+                // knowing the costs is no reason to answer sooner.
+                let costs = self.sessions.password_costs().await.unwrap_or_default();
+                self.credentials.spend(&request.password, decoy_cost(&costs)).await;
                 false
             }
         };
         let account = match (account, verified) {
             (Some(account), true) => account,
-            (Some(account), false) if !account.has_local_password || account.password_hash.is_none() => {
-                return Err(SignInError::NoLocalPassword);
-            }
             _ => {
                 attempt.failed = true;
                 return Err(SignInError::Invalid);
@@ -322,11 +350,15 @@ mod tests {
             self.created.lock().unwrap().push(session.clone());
             Ok(())
         }
+        async fn password_costs(&self) -> Result<Vec<u32>, DbError> {
+            Ok(vec![10, 12, 11])
+        }
     }
 
     #[derive(Default)]
     struct Hashes {
         spent: Mutex<usize>,
+        decoys: Mutex<Vec<u32>>,
     }
 
     #[async_trait]
@@ -335,8 +367,9 @@ mod tests {
             *self.spent.lock().unwrap() += 1;
             hash == format!("hash-of-{}", password.expose())
         }
-        async fn spend(&self, _: &Password) {
+        async fn spend(&self, _: &Password, cost: u32) {
             *self.spent.lock().unwrap() += 1;
+            self.decoys.lock().unwrap().push(cost);
         }
         fn new_token(&self) -> String {
             "0f0e0d0c-0b0a-4908-8706-050403020100".into()
@@ -372,16 +405,42 @@ mod tests {
             block_on(sign_in.sign_in(request("alice", "right-u-alice", "a"))),
             Err(SignInError::NotAdmin)
         ));
-        assert!(matches!(
-            block_on(sign_in.sign_in(request("sso", "anything", "a"))),
-            Err(SignInError::NoLocalPassword)
-        ));
-        // Wrong password and unknown user: the same answer, the same work.
+        // Wrong password, unknown user, an account without a local
+        // password: the same answer, the same work.
         let before = *hashes.spent.lock().unwrap();
         let wrong = block_on(sign_in.sign_in(request("admin", "wrong", "b"))).unwrap_err().to_string();
         let nobody = block_on(sign_in.sign_in(request("nobody", "wrong", "b"))).unwrap_err().to_string();
+        let sso = block_on(sign_in.sign_in(request("sso", "anything", "b"))).unwrap_err().to_string();
         assert_eq!(wrong, nobody);
-        assert_eq!(*hashes.spent.lock().unwrap(), before + 2);
+        assert_eq!(wrong, sso);
+        assert_eq!(*hashes.spent.lock().unwrap(), before + 3);
+        // The decoys cost what the costliest account's check costs.
+        assert_eq!(*hashes.decoys.lock().unwrap(), [12, 12]);
+    }
+
+    #[test]
+    fn the_decoy_costs_the_highest_cost_among_the_hashes() {
+        assert_eq!(bcrypt_cost("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"), Some(12));
+        assert_eq!(bcrypt_cost("$2a$10$abc"), Some(10));
+        for not in ["", "$2b$", "$2b$1$x", "$2c$10$x", "plain", "$2b$99$x", "x$2b$10$y"] {
+            assert_eq!(bcrypt_cost(not), None, "{not}");
+        }
+        assert_eq!(decoy_cost(&[10, 14, 11]), 14);
+        assert_eq!(decoy_cost(&[10]), 10);
+        assert_eq!(decoy_cost(&[]), FRAMERR_MAX_COST);
+        assert_eq!(decoy_cost(&[99, 2]), FRAMERR_MAX_COST);
+    }
+
+    #[test]
+    fn an_account_without_a_local_password_counts_as_a_failure() {
+        let clock = Arc::new(FixedClock::at(datetime!(2026-11-27 12:00 UTC)));
+        let sign_in = SignIn::new(Arc::new(Db::default()), Arc::new(Hashes::default()), clock);
+        for _ in 0..MAX_FAILURES {
+            let err = block_on(sign_in.sign_in(request("sso", "guess", "1.2.3.4"))).unwrap_err();
+            assert!(matches!(err, SignInError::Invalid), "{err}");
+        }
+        let err = block_on(sign_in.sign_in(request("admin", "right-u-admin", "1.2.3.4"))).unwrap_err();
+        assert!(matches!(err, SignInError::TooMany { .. }), "{err}");
     }
 
     /// Verifies like [`Hashes`], after letting every other attempt run.
@@ -402,8 +461,8 @@ mod tests {
             .await;
             self.0.verify(password, hash).await
         }
-        async fn spend(&self, password: &Password) {
-            self.0.spend(password).await
+        async fn spend(&self, password: &Password, cost: u32) {
+            self.0.spend(password, cost).await
         }
         fn new_token(&self) -> String {
             self.0.new_token()

@@ -99,6 +99,9 @@ impl serde::Serialize for Pruned {
     }
 }
 
+/// Why retention did not run in a destination after a backup.
+pub const NOT_COPIED: &str = "the copy of this backup failed there";
+
 /// What happened at one extra destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -106,6 +109,27 @@ pub struct Replica {
     /// `None` when the copy is complete there.
     pub error: Option<String>,
     pub retention: RetentionOutcome,
+}
+
+/// Serializes as an item of a create's `destinations` (the CLI's `create
+/// --json` and `POST /api/backup/create`): the copy's error, and what
+/// retention deleted there, could not delete, or why it did not run.
+impl serde::Serialize for Replica {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = &self.retention;
+        let names = |list: &[BackupName]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let failed: Vec<serde_json::Value> =
+            r.failed.iter().map(|(n, e)| serde_json::json!({ "filename": n.to_string(), "error": e })).collect();
+        let mut out = s.serialize_struct("Replica", 6)?;
+        out.serialize_field("destination", &self.destination)?;
+        out.serialize_field("error", &self.error)?;
+        out.serialize_field("deleted", &names(&r.deleted))?;
+        out.serialize_field("failed", &failed)?;
+        out.serialize_field("futureStamped", &names(&r.future))?;
+        out.serialize_field("retentionError", &r.error)?;
+        out.end()
+    }
 }
 
 /// A backup that was made and stored.
@@ -260,7 +284,14 @@ impl Creator {
         };
         if kind.is_rotated() {
             for (replica, outcome) in self.replicas.iter().zip(replicas.iter_mut()) {
-                outcome.retention = self.apply_retention_to(replica.as_ref(), Some(&stored.name)).await;
+                // A destination that did not receive this backup keeps all
+                // it has: retention there would count a backup that is not
+                // there, and a failed copy may mean the place is not what
+                // it seems (the primary by another name).
+                outcome.retention = match outcome.error {
+                    Some(_) => RetentionOutcome { error: Some(NOT_COPIED.to_owned()), ..RetentionOutcome::default() },
+                    None => self.apply_retention_to(replica.as_ref(), Some(&stored.name)).await,
+                };
             }
         }
         self.progress.report(ProgressEvent::Complete { id, filename: stored.name.to_string(), size: stored.size });
@@ -381,7 +412,10 @@ impl Creator {
     /// `None` when neither exists (then everything is kept).
     pub async fn keep_policy(&self, store: &dyn BackupStore) -> Result<Option<KeepPolicy>, DbError> {
         let place = store.describe();
-        if let Some((_, keep)) = self.keep_overrides.iter().find(|(d, _)| *d == place) {
+        // The primary always follows the schedule: a destination's policy
+        // is for that destination only.
+        let primary = place == self.store.describe() || store.place() == self.store.place();
+        if let Some((_, keep)) = self.keep_overrides.iter().find(|(d, _)| *d == place && !primary) {
             return Ok(Some(*keep));
         }
         Ok(self.db.schedule().await?.map(|s| s.keep_policy()))
@@ -676,6 +710,35 @@ mod tests {
                 |e| matches!(e, ProgressEvent::DestinationFailed { destination, .. } if destination == "s3://down")
             ));
             assert!(matches!(events.last(), Some(ProgressEvent::Complete { .. })));
+        });
+    }
+
+    #[test]
+    fn retention_never_runs_where_the_copy_of_the_new_backup_failed() {
+        futures::executor::block_on(async {
+            let (primary, nas) = (MemoryStore::named("primary"), MemoryStore::named("nas"));
+            // The NAS already holds a file of the new backup's name (it is
+            // the primary folder by another spelling, say): the copy fails
+            // with "already exists", and what the NAS keeps must not move.
+            let old = ["framerr-manual-2026-01-01T00-00-00.zip", "framerr-manual-2026-01-02T00-00-00.zip"];
+            seed(&nas, &old).await;
+            seed(&nas, &["framerr-manual-2026-11-26T03-00-00.zip"]).await;
+            let mut db = MockDb::new();
+            db.expect_snapshot().returning(|_, _| Ok(Box::new(FakeSnapshot)));
+            db.expect_schedule().returning(|| Ok(Some(schedule_keeping(1))));
+            let (mut creator, _) = creator(db, &primary, false);
+            creator.replicas = vec![Arc::new(nas.clone())];
+            creator.keep_overrides = vec![("nas".into(), KeepPolicy { last: 1, ..KeepPolicy::default() })];
+            let created = creator.create(BackupKind::Manual).await.unwrap();
+            assert_eq!(created.stored.name.to_string(), "framerr-manual-2026-11-26T03-00-00.zip");
+            assert!(created.replicas[0].error.as_deref().is_some_and(|e| e.contains("exists")), "{created:?}");
+            assert_eq!(created.replicas[0].retention.deleted, Vec::<BackupName>::new());
+            assert!(
+                created.replicas[0].retention.error.as_deref().is_some_and(|e| e.contains("copy")),
+                "{:?}",
+                created.replicas[0].retention
+            );
+            assert_eq!(names(&nas).await, [old[0], old[1], "framerr-manual-2026-11-26T03-00-00.zip"]);
         });
     }
 

@@ -28,6 +28,10 @@ pub struct Listed {
     pub encrypted: bool,
     /// Kept out of retention's reach (see [`crate::pins`]).
     pub pinned: bool,
+    /// The pins that apply to it (the primary's, or those of a store that
+    /// holds it) cannot be read: it may be pinned although `pinned` is
+    /// false.
+    pub pins_unreadable: bool,
     /// Where it lives, by store description (never a credential).
     pub locations: Vec<String>,
 }
@@ -44,6 +48,10 @@ pub struct Listing {
     pub backups: Vec<Listed>,
     pub total_size: u64,
     pub count: usize,
+    /// Pins documents that cannot be read, with why ("the pins in ... are
+    /// unreadable: ..."), until they are fixed: retention and delete refuse
+    /// to guess, and a listing says so.
+    pub pins_unreadable: Vec<String>,
     /// Stores that could not be listed, with why.
     #[serde(skip)]
     pub unreachable: Vec<String>,
@@ -54,8 +62,10 @@ pub struct Listing {
 pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
     let mut found: BTreeMap<BackupName, Listed> = BTreeMap::new();
     let mut unreachable = Vec::new();
-    let pinned = crate::pins::pinned_anywhere(stores).await;
-    for store in stores {
+    let (pinned, unreadable_pins) = crate::pins::pinned_and_unreadable(stores).await;
+    // The primary's pins apply in every store.
+    let pins_unknown_in = |i: usize| unreadable_pins.iter().any(|(j, _)| *j == 0 || *j == i);
+    for (i, store) in stores.iter().enumerate() {
         match store.list().await {
             Ok(list) => {
                 for b in list {
@@ -64,10 +74,12 @@ pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
                         kind: b.name.kind(),
                         encrypted: b.name.is_encrypted(),
                         pinned: pinned.contains(&b.name),
+                        pins_unreadable: false,
                         name: b.name,
                         size: b.size,
                         locations: Vec::new(),
                     });
+                    entry.pins_unreadable |= pins_unknown_in(i);
                     let place = store.describe();
                     if !entry.locations.contains(&place) {
                         entry.locations.push(place);
@@ -78,7 +90,13 @@ pub async fn list(stores: &[Arc<dyn BackupStore>]) -> Listing {
         }
     }
     let backups: Vec<Listed> = found.into_values().rev().collect();
-    Listing { total_size: backups.iter().map(|b| b.size).sum(), count: backups.len(), backups, unreachable }
+    Listing {
+        total_size: backups.iter().map(|b| b.size).sum(),
+        count: backups.len(),
+        backups,
+        pins_unreadable: unreadable_pins.into_iter().map(|(_, why)| why).collect(),
+        unreachable,
+    }
 }
 
 /// Why a delete did not happen.
@@ -154,11 +172,12 @@ mod tests {
             serde_json::to_value(&listing.backups[0]).unwrap(),
             serde_json::json!({"filename": "framerr-safety-2026-02-01T00-00-00.framerr-backup", "size": 10,
                 "createdAt": "2026-02-01T00:00:00.000Z", "type": "safety", "encrypted": true,
-                "pinned": false, "locations": ["memory"]})
+                "pinned": false, "pinsUnreadable": false, "locations": ["memory"]})
         );
         let json = serde_json::to_value(&listing).unwrap();
         assert_eq!((json["count"].as_u64(), json["totalSize"].as_u64()), (Some(2), Some(20)));
         assert!(json.get("unreachable").is_none());
+        assert_eq!(json["pinsUnreadable"], serde_json::json!([]));
         assert_eq!(block_on(list(&[])).count, 0);
     }
 

@@ -39,6 +39,11 @@ impl BackupStore for MemoryStore {
         self.label.as_deref().unwrap_or("memory").to_owned()
     }
 
+    /// Clones share their objects: one place.
+    fn place(&self) -> crate::ports::Place {
+        crate::ports::Place::Described(format!("memory@{:p}", Arc::as_ptr(&self.objects)))
+    }
+
     async fn list(&self) -> Result<Vec<StoredBackup>, StoreError> {
         Ok(lock(&self.objects)
             .iter()

@@ -58,13 +58,22 @@ pub async fn pinned_in(primary: &dyn BackupStore, store: &dyn BackupStore) -> Re
 /// Every name pinned anywhere reachable (for listings: a store that cannot
 /// be read adds nothing).
 pub async fn pinned_anywhere(stores: &[Arc<dyn BackupStore>]) -> BTreeSet<BackupName> {
+    pinned_and_unreadable(stores).await.0
+}
+
+/// Every name pinned anywhere readable, and, by the index of its store in
+/// `stores`, each pins document that cannot be read, with why: a backup
+/// there may be pinned, and a listing must not say it is not.
+pub async fn pinned_and_unreadable(stores: &[Arc<dyn BackupStore>]) -> (BTreeSet<BackupName>, Vec<(usize, String)>) {
     let mut pinned = BTreeSet::new();
-    for store in stores {
-        if let Ok(names) = read(store.as_ref()).await {
-            pinned.extend(names);
+    let mut unreadable = Vec::new();
+    for (i, store) in stores.iter().enumerate() {
+        match read(store.as_ref()).await {
+            Ok(names) => pinned.extend(names),
+            Err(e) => unreadable.push((i, e.to_string())),
         }
     }
-    pinned
+    (pinned, unreadable)
 }
 
 /// Why a pin or unpin did not happen.

@@ -45,6 +45,38 @@ impl fmt::Debug for Download {
     }
 }
 
+/// What a store is, never how its URL was written: two stores are one
+/// place exactly when their places are equal. A folder is its device and
+/// inode (whatever the spelling: a trailing `/`, `//`, `..`, a link to
+/// it); a bucket is its endpoint, name and prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Place {
+    /// A folder that exists.
+    Folder { device: u64, inode: u64 },
+    /// A folder not made yet: its absolute path with every link on the way
+    /// followed and every `.` and `..` resolved (what it will be once made).
+    NewFolder(String),
+    /// A prefix in a bucket: the endpoint as a normalized URL (`None`: AWS),
+    /// and the prefix without empty segments.
+    Objects { endpoint: Option<String>, bucket: String, prefix: String },
+    /// Any other store, by an identity of its own.
+    Described(String),
+}
+
+/// Two of `stores` (the primary first) that are one place, by their
+/// descriptions: the first pair found. Backups copied onto themselves fail,
+/// and retention would then run twice in one place under two policies.
+pub fn same_place(stores: &[Arc<dyn BackupStore>]) -> Option<(String, String)> {
+    let places: Vec<Place> = stores.iter().map(|s| s.place()).collect();
+    for (i, a) in places.iter().enumerate() {
+        if let Some(j) = places[i + 1..].iter().position(|b| b == a) {
+            return Some((stores[i].describe(), stores[i + 1 + j].describe()));
+        }
+    }
+    None
+}
+
 /// Where finished backups live: a local folder, an S3 bucket, ...
 ///
 /// Guarantees every implementation gives (checked by the shared conformance
@@ -61,6 +93,12 @@ impl fmt::Debug for Download {
 pub trait BackupStore: Send + Sync {
     /// Where this store is, for logs and listings, with credentials redacted.
     fn describe(&self) -> String;
+
+    /// What this store is, to tell one place spelled two ways from two
+    /// places (see [`Place`]). The default is the description.
+    fn place(&self) -> Place {
+        Place::Described(self.describe())
+    }
 
     /// Makes the store ready and removes what interrupted uploads left
     /// (never the temporaries of an upload that may still be running).

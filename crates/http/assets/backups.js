@@ -57,6 +57,7 @@ function row(b) {
       { role: 'cell', 'data-label': 'Type' },
       h('span', { class: `badge type-${b.type}` }, TYPES[b.type] || b.type || '—'),
       b.pinned ? h('span', { class: 'badge pinned', title: 'Kept until unpinned, whatever the retention rules say' }, pinIcon(), h('span', {}, 'Pinned')) : null,
+      !b.pinned && b.pinsUnreadable ? h('span', { class: 'badge pinned', title: 'The pins cannot be read: this backup may be pinned' }, pinIcon(), h('span', {}, 'Pins unreadable')) : null,
     ),
     h('td', { role: 'cell', class: 'num', 'data-label': 'Size' }, formatSize(b.size)),
     h('td', { role: 'cell', 'data-label': 'Created' }, created),
@@ -113,7 +114,12 @@ export function loadBackups() {
       backups = Array.isArray(data.backups) ? data.backups : [];
       totalSize = data.totalSize;
       render();
-      say($('backups-error'), '');
+      const unreadable = Array.isArray(data.pinsUnreadable) ? data.pinsUnreadable : [];
+      // Until the pins document is fixed, every listing says so.
+      say(
+        $('backups-error'),
+        unreadable.length ? `Pins unreadable: ${unreadable.join('; ')}. Until this is fixed, any backup may be pinned, and deleting one needs “I understand”.` : '',
+      );
       ctx.onList(backups);
       return backups;
     })
@@ -213,6 +219,11 @@ async function create() {
     let text = `Backup created: ${r.filename} (${formatSize(r.size)}).`;
     if (r.deleted && r.deleted.length) text += ` Removed as older than the number to keep: ${r.deleted.join(', ')}.`;
     if (r.futureStamped && r.futureStamped.length) text += ` Kept (dated in the future): ${r.futureStamped.join(', ')}.`;
+    for (const d of r.destinations || []) {
+      if (d.error) text += ` Copying to ${d.destination} failed: ${d.error}.`;
+      if (d.deleted && d.deleted.length) text += ` Removed from ${d.destination}: ${d.deleted.join(', ')}.`;
+      if (d.failed && d.failed.length) text += ` Could not remove from ${d.destination}: ${d.failed.map(f => f.filename).join(', ')}.`;
+    }
     finished(100, 'Complete');
     say($('backups-status'), text);
   } catch (e) {
@@ -238,9 +249,10 @@ function askToForce(safety, pinned) {
 }
 
 function openDelete(b) {
-  deleteTarget = { backup: b, force: b.type === 'safety' || Boolean(b.pinned) };
+  const pinned = Boolean(b.pinned || b.pinsUnreadable);
+  deleteTarget = { backup: b, force: b.type === 'safety' || pinned };
   $('delete-name').textContent = b.filename;
-  askToForce(b.type === 'safety', Boolean(b.pinned));
+  askToForce(b.type === 'safety', pinned);
   say($('delete-error'), '');
   $('delete-dialog').showModal();
   $('delete-cancel').focus();

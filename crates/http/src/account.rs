@@ -74,7 +74,6 @@ pub(crate) async fn login(
     let signed = state.sign_in.sign_in(request).await.map_err(|e| match e {
         SignInError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
         SignInError::NotAdmin => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
-        SignInError::NoLocalPassword => ApiError::bad_request(e.to_string()),
         SignInError::TooMany { retry_after } => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string()).with(json!({ "retryAfter": retry_after }))
         }

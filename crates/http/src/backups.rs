@@ -28,17 +28,27 @@ pub(crate) async fn create(State(state): State<AppState>) -> ApiResult<Json<Valu
     for (name, why) in &created.retention.failed {
         tracing::warn!(%name, %why, "retention could not delete a backup");
     }
+    for replica in &created.replicas {
+        for (name, why) in &replica.retention.failed {
+            tracing::warn!(destination = %replica.destination, %name, %why, "retention could not delete a backup");
+        }
+        if let (None, Some(why)) = (&replica.error, &replica.retention.error) {
+            tracing::warn!(destination = %replica.destination, %why, "retention did not run");
+        }
+    }
     let names = |list: &[BackupName]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
     if !created.retention.future.is_empty() {
         tracing::warn!(names = ?names(&created.retention.future), "backups stamped in the future are kept and not counted");
     }
-    // Exactly what retention deleted, beside Framerr's fields.
+    // Exactly what retention deleted, beside Framerr's fields: `deleted`
+    // in the backups folder, and in each destination its own.
     Ok(Json(json!({
         "success": true,
         "filename": created.stored.name.to_string(),
         "size": created.stored.size,
         "deleted": names(&created.retention.deleted),
         "futureStamped": names(&created.retention.future),
+        "destinations": created.replicas,
     })))
 }
 

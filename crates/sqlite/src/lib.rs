@@ -350,6 +350,26 @@ impl backup_domain::auth::Sessions for SqliteDatabase {
         }))
     }
 
+    async fn password_costs(&self) -> Result<Vec<u32>, DbError> {
+        let mut conn = self.connect().await?;
+        let path = self.path().to_owned();
+        let err = |e| map_err(&path, e);
+        if !table_exists(&mut conn, "users").await.map_err(err)? {
+            return Ok(Vec::new());
+        }
+        // Only the costs leave this function, never a hash.
+        let rows = sqlx::query("SELECT DISTINCT substr(password, 1, 7) FROM users WHERE password IS NOT NULL")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(err)?;
+        let _ = conn.close().await;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .filter_map(|head| backup_domain::auth::bcrypt_cost(&format!("{head}x")))
+            .collect())
+    }
+
     async fn create_session(&self, session: &backup_domain::auth::NewSession) -> Result<(), DbError> {
         let mut conn = self.connect().await?;
         let path = self.path().to_owned();

@@ -20,7 +20,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use backup_domain::file::BackupFile;
-use backup_domain::ports::{BackupStore, Download, Scratch, StoredBackup, Upload};
+use backup_domain::ports::{BackupStore, Download, Place, Scratch, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
 use backup_fsutil::temp::{SNAPSHOT_PREFIX, UPLOAD_PREFIX};
 use backup_fsutil::{LocalFile, TempPath, map_io, open_regular, remove_stale_temporaries, temporary_path};
@@ -47,12 +47,61 @@ impl FsStore {
     }
 }
 
+/// `path` made absolute, every link on the way followed (a dangling one
+/// too) and every `.` and `..` resolved, as far as the path exists; the
+/// rest as written. Past 40 links (a loop), what is resolved so far.
+fn resolved(path: &Path) -> PathBuf {
+    let mut pending: PathBuf = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut hops = 0;
+    'again: loop {
+        let mut done = PathBuf::from("/");
+        let current = pending.clone();
+        let components: Vec<std::path::Component<'_>> = current.components().collect();
+        for (i, component) in components.iter().enumerate() {
+            match component {
+                std::path::Component::Normal(name) => {
+                    let next = done.join(name);
+                    let link = std::fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink());
+                    if link
+                        && hops < 40
+                        && let Ok(target) = std::fs::read_link(&next)
+                    {
+                        hops += 1;
+                        // `done` has no links in it: a relative target
+                        // starts there.
+                        let mut again = done.join(target);
+                        again.extend(&components[i + 1..]);
+                        pending = again;
+                        continue 'again;
+                    }
+                    done = next;
+                }
+                std::path::Component::ParentDir => {
+                    done.pop();
+                }
+                std::path::Component::RootDir | std::path::Component::CurDir | std::path::Component::Prefix(_) => {}
+            }
+        }
+        return done;
+    }
+}
+
 #[async_trait]
 impl BackupStore for FsStore {
     /// A `file://` URL of the absolute folder.
     fn describe(&self) -> String {
         let dir = std::path::absolute(&self.dir).unwrap_or_else(|_| self.dir.clone());
         format!("file://{}", dir.display())
+    }
+
+    /// The folder's device and inode, or, before it exists, its path with
+    /// links followed and `.`/`..` resolved: one folder however spelled.
+    fn place(&self) -> Place {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.dir) {
+            Ok(meta) => Place::Folder { device: meta.dev(), inode: meta.ino() },
+            Err(_) => Place::NewFolder(resolved(&self.dir).display().to_string()),
+        }
     }
 
     /// Creates the folder if needed and removes temporary files that an

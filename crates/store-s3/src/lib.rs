@@ -21,11 +21,11 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use futures_io::AsyncWrite;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
-use backup_domain::ports::{BackupStore, Download, StoredBackup, Upload};
+use backup_domain::ports::{BackupStore, Download, Place, StoredBackup, Upload};
 use backup_domain::{BackupName, StoreError};
 use backup_fsutil::temp::UPLOAD_PREFIX;
 use backup_fsutil::temporary_name;
@@ -47,6 +47,10 @@ pub struct S3Config {
     pub virtual_hosted: bool,
     /// Overrides `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
     pub credentials: Option<Credentials>,
+    /// `credentials=instance`: without keys in the environment, the
+    /// machine's cloud role from the instance metadata service
+    /// (169.254.169.254). Otherwise that service is never asked.
+    pub instance_credentials: bool,
 }
 
 /// An access key; the secret never prints.
@@ -86,6 +90,7 @@ impl S3Config {
             allow_http: false,
             virtual_hosted: false,
             credentials: None,
+            instance_credentials: false,
         };
         // Values are %-decoded, as in any URL query; the checks below see
         // what object_store would.
@@ -95,6 +100,16 @@ impl S3Config {
                 "region" => config.region = v.into_owned(),
                 "allow_http" => config.allow_http = v == "true",
                 "addressing" => config.virtual_hosted = v == "virtual",
+                "credentials" => match &*v {
+                    "instance" => config.instance_credentials = true,
+                    "env" => config.instance_credentials = false,
+                    _ => {
+                        return Err(ConfigError(
+                            "credentials is env (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the default) or instance (the machine's cloud role)"
+                                .into(),
+                        ));
+                    }
+                },
                 other => return Err(ConfigError(format!("unknown option {other:?}"))),
             }
         }
@@ -134,6 +149,18 @@ impl S3Config {
         Ok(config)
     }
 
+    /// What this bucket and prefix are, however the URL spells them: the
+    /// endpoint normalized (case, default port, trailing `/`), the prefix
+    /// without empty segments (object keys never have them here).
+    pub fn place(&self) -> Place {
+        let endpoint = self.endpoint.as_ref().map(|e| match url::Url::parse(e) {
+            Ok(u) => u.as_str().trim_end_matches('/').to_owned(),
+            Err(_) => e.trim_end_matches('/').to_owned(),
+        });
+        let prefix: Vec<&str> = self.prefix.split('/').filter(|p| !p.is_empty()).collect();
+        Place::Objects { endpoint, bucket: self.bucket.clone(), prefix: prefix.join("/") }
+    }
+
     /// The URL back, for logs and listings: never any credential.
     pub fn describe(&self) -> String {
         let mut out = format!("s3://{}/{}", self.bucket, self.prefix);
@@ -142,6 +169,20 @@ impl S3Config {
         }
         out
     }
+}
+
+/// Whether the builder has credentials that need no instance metadata:
+/// keys (from `credentials` or the environment), a web identity, a
+/// container's credentials, or no signing at all (`AWS_SKIP_SIGNATURE`).
+fn has_credentials(builder: &AmazonS3Builder) -> bool {
+    let set = |key: AmazonS3ConfigKey| builder.get_config_value(&key).is_some_and(|v| !v.trim().is_empty());
+    set(AmazonS3ConfigKey::AccessKeyId)
+        || set(AmazonS3ConfigKey::SecretAccessKey)
+        || (set(AmazonS3ConfigKey::WebIdentityTokenFile) && set(AmazonS3ConfigKey::RoleArn))
+        || set(AmazonS3ConfigKey::ContainerCredentialsRelativeUri)
+        || (set(AmazonS3ConfigKey::ContainerCredentialsFullUri)
+            && set(AmazonS3ConfigKey::ContainerAuthorizationTokenFile))
+        || builder.get_config_value(&AmazonS3ConfigKey::SkipSignature).is_some_and(|v| v == "true")
 }
 
 /// How long one request to the store may take.
@@ -187,6 +228,15 @@ impl S3Store {
         if let Some(c) = &config.credentials {
             builder = builder.with_access_key_id(&c.key_id).with_secret_access_key(&c.secret);
         }
+        if !config.instance_credentials && !has_credentials(&builder) {
+            // object_store would ask the instance metadata service, a
+            // request to 169.254.169.254 nobody asked for (and, on a
+            // cloud machine, credentials nobody meant for this).
+            return Err(ConfigError(format!(
+                "no credentials for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add credentials=instance to the URL to use this machine's cloud role (the instance metadata service)",
+                config.describe()
+            )));
+        }
         let store = builder.build().map_err(|e| ConfigError(e.to_string()))?;
         Ok(S3Store { store: Arc::new(store), config })
     }
@@ -208,6 +258,10 @@ impl S3Store {
 impl BackupStore for S3Store {
     fn describe(&self) -> String {
         self.config.describe()
+    }
+
+    fn place(&self) -> Place {
+        self.config.place()
     }
 
     /// Removes temporary objects that interrupted uploads left (a crash
@@ -445,12 +499,24 @@ mod tests {
         assert!(c.allow_http && !c.virtual_hosted);
         assert_eq!(c.describe(), "s3://bucket/some/prefix (endpoint http://127.0.0.1:9000)");
         assert!(S3Config::from_url("s3://b?addressing=virtual").unwrap().virtual_hosted);
+        assert!(!c.instance_credentials);
+        assert!(S3Config::from_url("s3://b?credentials=instance").unwrap().instance_credentials);
+        assert!(!S3Config::from_url("s3://b?credentials=env").unwrap().instance_credentials);
+        // One place, however written.
+        let place = |url: &str| S3Config::from_url(url).unwrap().place();
+        assert_eq!(
+            place("s3://b/p/q?endpoint=HTTP://NAS.local:80/&allow_http=true"),
+            place("s3://b//p//q/?endpoint=http://nas.local&allow_http=true&region=x")
+        );
+        assert_ne!(place("s3://b/p"), place("s3://b/p/q"));
+        assert_ne!(place("s3://b/p"), place("s3://b/p?endpoint=https://h"));
         for bad in [
             "http://x",
             "s3://",
             "s3://key:secret@bucket/x",
             "s3://b?endpoint=http://h",
             "s3://b?colour=red",
+            "s3://b?credentials=key:secret",
             // Each of these made object_store panic when first used.
             "s3://b?endpoint=nas.local:9000&allow_http=true",
             "s3://b?endpoint=foo",

@@ -41,17 +41,12 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
             };
             let path = engine.settings.backups.join(created.stored.name.to_string());
             if args.json {
-                let replicas: Vec<serde_json::Value> = created
-                    .replicas
-                    .iter()
-                    .map(|r| serde_json::json!({ "destination": r.destination, "error": r.error }))
-                    .collect();
                 let json = serde_json::json!({
                     "filename": created.stored.name.to_string(),
                     "path": path,
                     "size": created.stored.size,
                     "deleted": created.retention.deleted.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "destinations": replicas,
+                    "destinations": created.replicas,
                 });
                 say!("{json}");
             } else {
@@ -91,6 +86,12 @@ pub(crate) async fn run(engine: &Engine, args: CreateArgs) -> CliResult {
                     if !args.json {
                         say!("Deleted {name} from {} (retention)", replica.destination);
                     }
+                }
+                for (name, why) in &replica.retention.failed {
+                    eprintln!("warning: retention could not delete {name} from {}: {why}", replica.destination);
+                }
+                if let Some(why) = &replica.retention.error {
+                    eprintln!("warning: retention did not run in {}: {why}", replica.destination);
                 }
             }
             // 3: the backup exists, but not everywhere it should.

@@ -12,10 +12,18 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
     for problem in &listing.unreachable {
         eprintln!("warning: cannot list {problem}");
     }
+    for problem in &listing.pins_unreadable {
+        eprintln!("warning: pins unreadable: {problem}");
+    }
     let code = if listing.unreachable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) };
     if args.json {
         say!("{}", serde_json::to_string(&listing)?);
         return Ok(code);
+    }
+    // Said on the listing itself, not only among warnings: "no" would be
+    // a guess.
+    for problem in &listing.pins_unreadable {
+        say!("pins unreadable ({problem}): a backup marked ? may be pinned; delete refuses it without --force");
     }
     if listing.backups.is_empty() {
         say!("No backups in {}", engine.settings.backups.display());
@@ -39,7 +47,11 @@ pub(crate) async fn run(engine: &Engine, args: ListArgs) -> CliResult {
             .created_at
             .map_or_else(|| "-".to_owned(), |t| backup_domain::timefmt::to_iso_millis(t)[..19].replace('T', " "));
         let encrypted = if b.encrypted { "yes" } else { "no" };
-        let pinned = if b.pinned { "yes" } else { "no" };
+        let pinned = match (b.pinned, b.pins_unreadable) {
+            (true, _) => "yes",
+            (false, true) => "?",
+            (false, false) => "no",
+        };
         let places = if several { format!("  {}", b.locations.join(", ")) } else { String::new() };
         let line = format!(
             "{:width$}  {:9}  {:>10}  {:20}  {encrypted:9}  {pinned:6}{places}",

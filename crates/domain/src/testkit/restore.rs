@@ -388,7 +388,7 @@ impl Credentials for FakeCredentials {
     async fn verify(&self, password: &Password, hash: &str) -> bool {
         hash == format!("hash:{}", password.expose())
     }
-    async fn spend(&self, _: &Password) {}
+    async fn spend(&self, _: &Password, _: u32) {}
     fn new_token(&self) -> String {
         let mut n = self.0.lock().unwrap();
         *n += 1;
