@@ -69,8 +69,8 @@ fn nginx(ours: &str, framerr_port: u16) -> (u16, Kill, tempfile::TempDir) {
     let proxy_port = free_port();
     let site = std::fs::read_to_string(repo_root().join("docs/deploy/nginx.conf"))
         .unwrap()
-        .replace("server 127.0.0.1:3000;", &format!("server 127.0.0.1:{framerr_port};"))
-        .replace("server 127.0.0.1:3001;", &format!("server {ours};"))
+        .replace("server 127.0.0.1:3001;", &format!("server 127.0.0.1:{framerr_port};"))
+        .replace("server 127.0.0.1:3002;", &format!("server {ours};"))
         .replace("listen 8080;", &format!("listen 127.0.0.1:{proxy_port};"));
     std::fs::write(dir.path().join("site.conf"), site).unwrap();
     let d = dir.path().display();

@@ -4,9 +4,11 @@
 //! - `tools`: installs the helper tools the tests use, into `target/tools`.
 //! - `bench`: the benchmarks (see docs/PERFORMANCE.md).
 //! - `fuzz`: every fuzz target for a bounded time (see fuzz/README.md).
+//! - `image`: the container image, `localhost/framerr-backup:dev` (see image.rs).
 
 mod bench;
 mod fuzz;
+mod image;
 mod load;
 mod soak;
 mod tools;
@@ -20,8 +22,9 @@ fn main() -> ExitCode {
         Some("tools") => tools::install_all().map(|_| ()),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run_all(&args[1..]),
+        Some("image") => image::build().map(|_| ()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|tools|bench [options]|fuzz [--seconds N]>");
+            eprintln!("usage: cargo xtask <ci|tools|bench [options]|fuzz [--seconds N]|image>");
             return ExitCode::from(2);
         }
     };

@@ -34,9 +34,14 @@ impl Tools {
     }
 }
 
-/// Debian packages the tests and benchmarks run: nginx, Chromium, faketime.
-const DEBIAN_PACKAGES: &[(&str, &str)] =
-    &[("nginx", "/usr/sbin/nginx"), ("chromium", "/usr/bin/chromium"), ("faketime", "/usr/bin/faketime")];
+/// Debian packages the tests and benchmarks run: nginx, Chromium, faketime,
+/// pigz (the bench's shell alternative).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("nginx", "/usr/sbin/nginx"),
+    ("chromium", "/usr/bin/chromium"),
+    ("faketime", "/usr/bin/faketime"),
+    ("pigz", "/usr/bin/pigz"),
+];
 /// Drives Debian's Chromium (no browser download); checked with Chromium 156.
 const NODE_PACKAGES: &[&str] = &["playwright-core@1.64.1"];
 

@@ -37,7 +37,9 @@
 mod clock;
 mod engine;
 mod files;
+pub mod health;
 pub mod listen;
+pub mod privileges;
 pub mod registry;
 mod restart;
 pub mod scheduler;

@@ -111,7 +111,9 @@ pub enum SettingsError {
     RestartCommand(String),
 }
 
-pub const DEFAULT_PORT: u16 = 3001;
+/// Framerr's own port is 3001: the two run side by side on one host
+/// network or one machine.
+pub const DEFAULT_PORT: u16 = 3002;
 pub const DEFAULT_UPLOAD_LIMIT: u64 = 1 << 30;
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -371,7 +373,7 @@ mod tests {
             (s.db.as_path(), s.backups.as_path()),
             (std::path::Path::new("data/framerr.db"), std::path::Path::new("data/backups"))
         );
-        assert_eq!(s.listen.port(), 3001);
+        assert_eq!(s.listen.port(), 3002);
         assert_eq!(s.zone.name(), "UTC");
         assert!(s.key.is_none() && s.bearer_token.is_none() && s.destinations.is_empty());
 

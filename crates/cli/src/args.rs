@@ -80,6 +80,20 @@ pub(crate) enum Command {
     /// The backup schedule this server runs, and Framerr's own
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Exit 0 when the server on this machine (PORT, or --listen) answers
+    /// and no backup is overdue or failed its verification: a container's
+    /// healthcheck, with no shell or curl needed
+    Health(HealthArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct HealthArgs {
+    /// Say nothing; the exit code is the answer
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+    /// The address the server listens on [default: 0.0.0.0:$PORT]
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,7 +222,10 @@ impl Args {
             trusted_proxies: serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default(),
             framerr_url: serve.and_then(|s| s.framerr_url.clone()),
             threads: g.threads,
-            listen: serve.and_then(|s| s.listen),
+            listen: match &self.command {
+                Command::Health(h) => h.listen,
+                _ => serve.and_then(|s| s.listen),
+            },
             time_zone: match &self.command {
                 Command::Schedule(ScheduleCommand::Status { time_zone }) => time_zone.clone(),
                 Command::Prune(p) => p.time_zone.clone(),

@@ -17,6 +17,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `PUID`/`PGID` (see `backup_app::privileges`); the health probe stays
+/// whoever it is.
+fn become_configured_user(args: &args::Args) -> Result<(), String> {
+    if matches!(args.command, args::Command::Health(_)) {
+        return Ok(());
+    }
+    let settings = backup_app::Settings::resolve(&args.flags()).map_err(|e| e.to_string())?;
+    if let Some((uid, gid)) = backup_app::privileges::become_configured_user(&settings.backups)? {
+        tracing::info!(uid, gid, "running as PUID:PGID");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // Before anything else: this process may be the sandbox that checks a
     // backup's database, which must not parse arguments or start threads.
@@ -25,6 +38,11 @@ fn main() -> ExitCode {
     }
     let args = args::Args::parse();
     output::init_logging(args.global.verbose);
+    // Before any thread starts: every file from here on is PUID:PGID's.
+    if let Err(e) = become_configured_user(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -94,7 +94,7 @@ pub fn restored(
         return Ok(if opens { Restored::Keep } else { Restored::Unreadable });
     }
     let Some(cipher) = cipher else { return Ok(Restored::Keep) };
-    if column == CredentialColumn::IntegrationConfig && serde_json::from_str::<serde_json::Value>(value).is_err() {
+    if column == CredentialColumn::IntegrationConfig && serde_json::from_str::<serde::de::IgnoredAny>(value).is_err() {
         return Ok(Restored::Keep);
     }
     Ok(Restored::Encrypt(cipher.encrypt(value)?))

@@ -445,6 +445,11 @@ fn commit(
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         items.push(item(role));
     }
+    for role in items.iter().map(|i| i.role) {
+        if let Some(staged) = paths.staged(role) {
+            keep_owner(&paths.target(role), &staged);
+        }
+    }
     let path = layout.journal();
     let how = if written.is_some() { DatabaseMove::Written } else { DatabaseMove::Renamed };
     let journal = Journal::new(staged.id.clone(), how, items);
@@ -504,6 +509,26 @@ fn commit(
 
 /// Takes a finished restore's mark away from the live database; one left
 /// behind names a finished restore and harms nothing.
+/// A restored file or folder keeps the owner and mode of what it replaces
+/// (a folder's files take the folder's owner), so that Framerr, running as
+/// its own user (`PUID`/`PGID`), can still write them when this process
+/// runs as root. Not being allowed to give a file away (not root) is fine:
+/// the file is this process's user's, as what it replaces was.
+fn keep_owner(target: &Path, staged: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(was) = std::fs::symlink_metadata(target) else { return };
+    let (uid, gid) = (Some(was.uid()), Some(was.gid()));
+    let _ = std::os::unix::fs::lchown(staged, uid, gid);
+    let _ = std::fs::set_permissions(staged, std::fs::Permissions::from_mode(was.mode() & 0o7777));
+    if was.is_dir()
+        && let Ok(entries) = std::fs::read_dir(staged)
+    {
+        for entry in entries.flatten() {
+            let _ = std::os::unix::fs::lchown(entry.path(), uid, gid);
+        }
+    }
+}
+
 fn unmark(writer: &dyn LiveWriter, id: &str) {
     if let Err(e) = writer.unmark(id) {
         tracing::debug!(error = %e, "the restore's mark stays in the database header");

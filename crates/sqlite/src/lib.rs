@@ -171,7 +171,7 @@ pub(crate) fn map_err(path: &Path, e: sqlx::Error) -> DbError {
 
 /// Whether a table exists (Framerr's schema grows over versions).
 pub(crate) async fn table_exists(conn: &mut SqliteConnection, table: &str) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+    let row = sqlx::query("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE")
         .bind(table)
         .fetch_one(conn)
         .await?;

@@ -185,9 +185,12 @@ fn copy_error(path: &Path, e: rusqlite::Error) -> DbError {
 }
 
 fn exists(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table], |r| {
-        r.get::<_, i64>(0)
-    })
+    // Names are case-insensitive to SQLite: `SESSIONS` is Framerr's sessions.
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
     .map(|n| n > 0)
 }
 

@@ -4,7 +4,7 @@
 //! SQLite's own limits low.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
@@ -98,9 +98,16 @@ pub(crate) fn open(path: &Path, cpu: Duration) -> Result<Connection, Failure> {
     // in memory instead of a `-shm` file, whose growth on a full disk
     // fails as a bare I/O error, not as "disk is full".
     conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
-    let stop = Instant::now() + cpu;
-    conn.progress_handler(1_000, Some(move || Instant::now() >= stop))?;
+    // CPU time, not the wall clock: the same file gets the same verdict on
+    // a busy machine (the parent's deadline is the wall-clock bound).
+    let started = thread_cpu();
+    conn.progress_handler(1_000, Some(move || thread_cpu().saturating_sub(started) >= cpu))?;
     Ok(conn)
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 /// One object of the schema that computes (see `QueryKind`).
@@ -207,7 +214,12 @@ fn tables(conn: &Connection, reply: &mut Reply) -> Result<Vec<String>, Failure> 
 
 fn table_exists(conn: &Connection, table: &str) -> Result<bool, Failure> {
     let n: i64 =
-        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table], |r| r.get(0))?;
+        // Names are case-insensitive to SQLite, and so to Framerr.
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+            [table],
+            |r| r.get(0),
+        )?;
     Ok(n > 0)
 }
 

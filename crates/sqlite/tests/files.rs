@@ -290,3 +290,22 @@ async fn the_sandbox_gets_no_environment_and_a_failing_one_is_an_error() {
     let names: Vec<&str> = env.lines().filter(|n| *n != "TMPDIR" && *n != "LC_CTYPE").collect();
     assert_eq!(names, ["FRAMERR_BACKUP_SANDBOX"], "the test process has {} variables", std::env::vars().count());
 }
+
+#[tokio::test]
+async fn purge_list_tables_spelt_in_another_case_are_purged_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // SQLite's names are case-insensitive: Framerr reads `SESSIONS` as its
+    // sessions. It used to survive the purge with a planted token.
+    exec(
+        &db,
+        "INSERT INTO sessions (token, user_id, expires_at) VALUES ('PLANTED-TOKEN', 'u-admin', 9999999999);
+         PRAGMA writable_schema = ON;
+         UPDATE sqlite_master SET name = 'SESSIONS', tbl_name = 'SESSIONS', sql = replace(sql, 'TABLE sessions', 'TABLE SESSIONS') WHERE name = 'sessions';
+         PRAGMA writable_schema = OFF;",
+    )
+    .await;
+    let report = files().post_restore(&db, &plan(MINUTE)).await.unwrap();
+    assert!(report.tables_purged.contains(&"sessions".to_owned()), "{report:?}");
+    assert_eq!(count(&db, "SELECT count(*) FROM SESSIONS").await, 0);
+}

@@ -4,6 +4,7 @@
 mod create;
 mod delete;
 mod encryption;
+mod health;
 mod list;
 mod pin;
 mod prune;
@@ -38,6 +39,10 @@ pub(crate) async fn run(args: Args) -> CliResult {
         // The server handles its signals itself: it drains requests first.
         return serve::run(settings).await;
     }
+    // Asks the running server; builds nothing and takes no lock.
+    if let Command::Health(a) = &args.command {
+        return health::run(&settings, a);
+    }
     let quiet = match &args.command {
         Command::Create(a) => a.json || a.output.as_deref() == Some(std::path::Path::new("-")),
         _ => false,
@@ -65,7 +70,7 @@ pub(crate) async fn run(args: Args) -> CliResult {
             Command::Restore(a) => restore::run(&engine, a).await,
             Command::Encryption(c) => encryption::run(&engine, c).await,
             Command::Schedule(c) => schedule::run(&engine, c).await,
-            Command::Serve(_) => Ok(ExitCode::SUCCESS),
+            Command::Serve(_) | Command::Health(_) => Ok(ExitCode::SUCCESS),
         }
     };
     // Ctrl-C or SIGTERM stops the command cleanly: what it was doing is
