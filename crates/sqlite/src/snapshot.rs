@@ -14,6 +14,7 @@ use backup_domain::ports::{Contents, FieldCipher, Snapshot, SnapshotKind};
 use backup_fsutil::temp::SNAPSHOT_PREFIX;
 use backup_fsutil::temporary_path;
 
+use crate::untrusted::table_exists;
 use crate::{SqliteDatabase, display, ident, map_err};
 
 /// A snapshot file (named with the owner-token prefix, so a crash's
@@ -184,16 +185,6 @@ fn copy_error(path: &Path, e: rusqlite::Error) -> DbError {
     }
 }
 
-fn exists(conn: &rusqlite::Connection, table: &str) -> rusqlite::Result<bool> {
-    // Names are case-insensitive to SQLite: `SESSIONS` is Framerr's sessions.
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
-        [table],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
 /// Empties `tables` in the copy, keeping their schema (triggers included,
 /// untouched), and rebuilds the media library's search index over what is
 /// left, as Framerr's restore does. Returns the tables that exist (emptied
@@ -210,13 +201,13 @@ fn leave_out(conn: &mut rusqlite::Connection, tables: &[&str]) -> rusqlite::Resu
     let tx = conn.transaction()?;
     let mut omitted = Vec::new();
     for table in tables {
-        if !exists(&tx, table)? {
+        if !table_exists(&tx, table)? {
             continue;
         }
         tx.execute(&format!("DELETE FROM {}", ident(table)), [])?;
         omitted.push((*table).to_owned());
     }
-    if omitted.iter().any(|t| t == "media_library") && exists(&tx, "media_library_fts")? {
+    if omitted.iter().any(|t| t == "media_library") && table_exists(&tx, "media_library_fts")? {
         tx.execute("INSERT INTO media_library_fts(media_library_fts) VALUES('rebuild')", [])?;
     }
     tx.commit()?;
@@ -234,7 +225,7 @@ fn make_portable(conn: &mut rusqlite::Connection, cipher: &dyn FieldCipher) -> r
     let tx = conn.transaction()?;
     for column in CredentialColumn::ALL {
         let (table, column) = (column.table(), column.column());
-        if !exists(&tx, table)? {
+        if !table_exists(&tx, table)? {
             continue;
         }
         let mut changes = Vec::new();

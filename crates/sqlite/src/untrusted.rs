@@ -212,15 +212,15 @@ fn tables(conn: &Connection, reply: &mut Reply) -> Result<Vec<String>, Failure> 
     Ok(tables)
 }
 
-fn table_exists(conn: &Connection, table: &str) -> Result<bool, Failure> {
-    let n: i64 =
-        // Names are case-insensitive to SQLite, and so to Framerr.
-        conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
-            [table],
-            |r| r.get(0),
-        )?;
-    Ok(n > 0)
+/// Whether `table` exists, named as SQLite names it: case-insensitively
+/// (`SESSIONS` is Framerr's sessions).
+pub(crate) fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// `integrity_check` (which evaluates every CHECK constraint on every

@@ -137,9 +137,9 @@ async fn snapshot(db: &SqliteDatabase, contents: Contents, to: &Path) {
     tokio::io::copy(&mut reader, &mut file).await.unwrap();
 }
 
-fn check(case: &Case) {
-    let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("framerr.db");
+/// A writable copy of Framerr's own database in `dir`.
+fn fixture(dir: &Path) -> std::path::PathBuf {
+    let live = dir.join("framerr.db");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/framerr-0.4.1/instance-plain/framerr.db"),
         &live,
@@ -149,6 +149,12 @@ fn check(case: &Case) {
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(&live, perms).unwrap();
+    live
+}
+
+fn check(case: &Case) {
+    let dir = tempfile::tempdir().unwrap();
+    let live = fixture(dir.path());
     build(&live, case);
     // The fixture's key: its integration configs decrypt in the copy.
     let key = backup_crypto::InstanceKey::from_hex(FIXTURE_KEY).unwrap();
@@ -240,17 +246,7 @@ fn no_byte_of_a_left_out_row_reaches_the_backup_free_pages_included() {
     // the file freed: compacted).
     for rows in [50, 3000] {
         let dir = tempfile::tempdir().unwrap();
-        let live = dir.path().join("framerr.db");
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/framerr-0.4.1/instance-plain/framerr.db"),
-            &live,
-        )
-        .unwrap();
-        let mut perms = std::fs::metadata(&live).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&live, perms).unwrap();
+        let live = fixture(dir.path());
         fill_purged(&live, rows);
         assert!(find(&std::fs::read(&live).unwrap(), MARK.as_bytes()));
         let db = SqliteDatabase::new(&live, dir.path(), None);
